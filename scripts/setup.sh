@@ -112,5 +112,5 @@ say "colcon build (ament_cmake: messages generated, Python package and launch/co
 colcon --log-base log build --base-paths "$here" --build-base build --install-base install \
   --cmake-args -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF -Wno-dev 2>&1 | tail -n 20
 [ "${PIPESTATUS[0]}" = 0 ] || die "colcon build failed (full log: $here/log/latest_build)"
-test -f install/share/cosmos_ros/package.xml || die "build finished but install/share/cosmos_ros/package.xml is missing"
+test -f install/cosmos_ros/share/cosmos_ros/package.xml || die "build finished but install/cosmos_ros/share/cosmos_ros/package.xml is missing"
 say "done. Use it with: source scripts/env.sh"
