@@ -11,10 +11,19 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import cosmos_ros
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles: "ci" (scripts/test.sh) runs thousands of examples per safety property; "dev" is quick.
+# Tests that need a specific count set it with @settings and inherit the rest from the profile.
+settings.register_profile(
+    "ci", max_examples=2500, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
