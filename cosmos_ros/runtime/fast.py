@@ -1,0 +1,542 @@
+"""Fast policy backend: the stock Cosmos 3 policy call, minus its waste, on the pipeline's own modules.
+
+Why a separate path: the stock ``Cosmos3OmniPipeline.__call__`` (diffusers 0.42.1) spends most of a plan on
+work whose result it throws away or recomputes. This backend runs its own sampling loop that calls the loaded
+pipeline's components (the transformer's layers, norms and projections, the VAE, the tokenizer, the scheduler)
+and produces the same actions for the same inputs, seed and weights. What it removes, each verified against
+the diffusers source and by ``test/test_fast_backend.py``:
+
+1. **Text tokens are computed once per plan, not once per step.** In ``Cosmos3AttnProcessor`` the
+   understanding (text) stream attends only to itself (causal SDPA over ``q_und, k_und, v_und``); the
+   generation stream (vision + action tokens) attends to ``[k_und_for_gen, k_gen]``. Text never reads a
+   generation token, so its per-layer keys/values are identical at every denoising step: we prefill them once
+   (``_prefill_text``) and each step runs only the generation pathway (half the weights, ~1/2 the tokens).
+2. **GQA without the math kernel.** ``enable_gqa=True`` makes SDPA refuse its flash/efficient kernels; we
+   expand the 8 KV heads to 32 once (text part per plan, generation part per step) so fused kernels run.
+3. **The VAE encodes only the conditioning frame.** Policy mode keeps latent frame 0 and replaces the others
+   by noise, yet the stock call encodes all ``chunk + 1`` repeat-padded frames. The Wan VAE is causal (its
+   ``_encode`` encodes frame 0 alone before the 4-frame chunks), so encoding one frame gives the same latent.
+4. **No video decode unless asked** (``decode_video``); actions never need it.
+5. **Static work hoisted out of the loop**: rotary tables, index tensors, the per-domain action projection
+   weights and every step's timestep embedding are computed once per plan; on CUDA the whole generation step
+   is captured once as a CUDA graph (cached per sequence layout) and replayed each step.
+
+Randomness is drawn exactly as the stock call draws it (vision noise, then action noise, from the caller's
+``torch.Generator`` on CPU), so a fixed seed gives the stock call's actions within floating-point tolerance.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from cosmos_ros.runtime.backend import PolicyRequest, RawPolicyOutput
+
+# Each cached CUDA graph pins its own memory pool and static buffers; a robot keeps one goal and one tier for
+# many plans, so a handful of layouts covers it.
+MAX_CACHED_GRAPHS = 4
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x``: ``[N, H, D]``; ``cos``/``sin``: ``[N, D]`` (broadcast over heads)."""
+    return x * cos.unsqueeze(1) + _rotate_half(x) * sin.unsqueeze(1)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class _PlanLayout:
+    """Everything about one plan that is fixed across its denoising steps."""
+
+    und_len: int
+    latent_shape: tuple[int, ...]  # [1, C, T, h, w]
+    patch_h: int
+    patch_w: int
+    num_vision_tokens: int
+    num_noisy_vision_tokens: int
+    action_len: int
+    raw_action_dim: int
+    cos_gen: torch.Tensor  # [G, D]
+    sin_gen: torch.Tensor
+    w_in: torch.Tensor  # [action_dim, hidden]
+    b_in: torch.Tensor  # [hidden]
+    w_out: torch.Tensor  # [hidden, action_dim]
+    b_out: torch.Tensor  # [action_dim]
+    k_und: list[torch.Tensor] = field(default_factory=list)  # per layer [H, und_len, D], KV heads expanded
+    v_und: list[torch.Tensor] = field(default_factory=list)
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.und_len, self.latent_shape, self.action_len, self.raw_action_dim)
+
+
+class _StepBuffers:
+    """Static tensors a generation step reads; one set per layout so a CUDA graph can replay over them."""
+
+    def __init__(self, layout: _PlanLayout, num_layers: int, heads: int, head_dim: int, dtype: torch.dtype):
+        dev = layout.cos_gen.device
+        total = layout.und_len + layout.num_vision_tokens + layout.action_len
+        self.k = [torch.zeros(heads, total, head_dim, device=dev, dtype=dtype) for _ in range(num_layers)]
+        self.v = [torch.zeros(heads, total, head_dim, device=dev, dtype=dtype) for _ in range(num_layers)]
+        self.cos_gen = torch.empty_like(layout.cos_gen)
+        self.sin_gen = torch.empty_like(layout.sin_gen)
+        self.w_in = torch.empty_like(layout.w_in)
+        self.b_in = torch.empty_like(layout.b_in)
+        self.w_out = torch.empty_like(layout.w_out)
+        self.b_out = torch.empty_like(layout.b_out)
+        self.und_len = layout.und_len
+
+    def load(self, layout: _PlanLayout) -> None:
+        """Copy this plan's static data in place (addresses stay fixed for graph replay)."""
+        u = layout.und_len
+        for kb, vb, k, v in zip(self.k, self.v, layout.k_und, layout.v_und, strict=True):
+            kb[:, :u].copy_(k)
+            vb[:, :u].copy_(v)
+        for dst, src in (
+            (self.cos_gen, layout.cos_gen),
+            (self.sin_gen, layout.sin_gen),
+            (self.w_in, layout.w_in),
+            (self.b_in, layout.b_in),
+            (self.w_out, layout.w_out),
+            (self.b_out, layout.b_out),
+        ):
+            dst.copy_(src)
+
+
+class _GraphedStep:
+    """A captured generation step: static inputs in, static velocities out."""
+
+    def __init__(self, backend: FastPolicyBackend, layout: _PlanLayout, bufs: _StepBuffers):
+        dev = layout.cos_gen.device
+        dt = backend.dtype
+        self.vis = torch.zeros(layout.latent_shape, device=dev, dtype=dt)
+        self.act = torch.zeros(layout.action_len, backend.action_dim, device=dev, dtype=dt)
+        self.temb = torch.zeros(1, backend.hidden, device=dev, dtype=dt)
+        self.bufs = bufs
+        stream = torch.cuda.Stream(device=dev)
+        stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # warm-up allocates workspaces and picks kernels outside the capture
+                backend._gen_step(self.vis, self.act, self.temb, layout, bufs)
+        torch.cuda.current_stream(dev).wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out_vis, self.out_act = backend._gen_step(self.vis, self.act, self.temb, layout, bufs)
+
+    def __call__(
+        self, vis: torch.Tensor, act: torch.Tensor, temb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.vis.copy_(vis)
+        self.act.copy_(act)
+        self.temb.copy_(temb)
+        self.graph.replay()
+        return self.out_vis.clone(), self.out_act.clone()
+
+
+class FastPolicyBackend:
+    """Policy backend running a lean sampling loop over a loaded ``Cosmos3OmniPipeline``'s modules.
+
+    Args:
+        pipe: A loaded ``Cosmos3OmniPipeline`` whose transformer has ``action_gen=True``.
+        device: Expected device of the pipeline's transformer (default: where it is). The backend never moves
+            modules: the loader owns placement.
+        dtype: Expected transformer dtype (default: its dtype).
+        use_cuda_graph: Capture the generation step as a CUDA graph on CUDA devices (ignored on CPU).
+
+    Raises:
+        ValueError: The pipeline cannot serve policy requests, or is not on ``device``/``dtype``.
+    """
+
+    name = "fast"
+
+    def __init__(
+        self,
+        pipe: Any,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        use_cuda_graph: bool = True,
+    ) -> None:
+        tr = getattr(pipe, "transformer", None)
+        if tr is None or not getattr(tr.config, "action_gen", False):
+            raise ValueError("fast backend needs a Cosmos 3 pipeline whose transformer has action_gen=True")
+        param = next(tr.layers.parameters())
+        if device is not None and torch.device(device) != param.device:
+            # torch.device("cuda") != torch.device("cuda:0"); compare types and indices leniently.
+            want = torch.device(device)
+            if want.type != param.device.type or (
+                want.index is not None and want.index != param.device.index
+            ):
+                raise ValueError(f"device: the pipeline's transformer is on {param.device}, expected {want}")
+        if dtype is not None and dtype != param.dtype:
+            raise ValueError(f"dtype: the pipeline's transformer is {param.dtype}, expected {dtype}")
+        self.pipe = pipe
+        self.tr = tr
+        self.device = param.device
+        self.dtype = param.dtype
+        cfg = tr.config
+        self.hidden = int(cfg.hidden_size)
+        self.heads = int(cfg.num_attention_heads)
+        self.kv_heads = int(cfg.num_key_value_heads)
+        self.head_dim = int(cfg.head_dim)
+        self.groups = self.heads // self.kv_heads
+        self.action_dim = int(cfg.action_dim)
+        self.patch = int(cfg.latent_patch_size)
+        self.latent_channel = int(cfg.latent_channel)
+        self.use_cuda_graph = use_cuda_graph and self.device.type == "cuda"
+        self._graphs: OrderedDict[tuple[Any, ...], _GraphedStep] = OrderedDict()
+
+    # ------------------------------------------------------------------ public API
+
+    @torch.no_grad()
+    def run(self, request: PolicyRequest) -> RawPolicyOutput:
+        """Run one policy call (see ``PolicyBackend.run``)."""
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        actions, video, timings = self.sample(request, generator)
+        return RawPolicyOutput(actions=actions, video=video, timings=timings)
+
+    @torch.no_grad()
+    def sample(
+        self, request: PolicyRequest, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+        """The sampling loop; ``generator`` is consumed like the stock call consumes it.
+
+        Returns:
+            ``(actions [chunk, raw_width] float32, video [F, H, W, 3] uint8 or None, timings)``.
+        """
+        from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
+
+        pipe, dev = self.pipe, self.device
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+
+        # 1. Check inputs: the stock dataclass validates domain and tier and resolves the raw action width.
+        cond = CosmosActionCondition(
+            mode="policy",
+            chunk_size=request.chunk_size,
+            domain_name=request.domain_name,
+            resolution_tier=request.resolution_tier,
+            image=request.image,
+            view_point=request.view_point,
+        )
+        raw_dim = int(cond.raw_action_dim)
+        if raw_dim > self.action_dim:
+            raise ValueError(
+                f"domain_name {request.domain_name!r} needs {raw_dim} dims, model has {self.action_dim}"
+            )
+
+        # 2. Conditioning frame -> latent frame 0 (one frame through the causal VAE; see module docstring).
+        t0 = time.perf_counter()
+        frame, image_size, height, width = pipe._prepare_action_video_conditioning(
+            [request.image], request.resolution_tier, 1, device=dev, dtype=self.dtype
+        )
+        x0 = pipe._encode_video(frame).contiguous().float()
+        x0 = pipe._remove_action_video_padding_from_latent(x0, image_size)
+        _sync(dev)
+        timings["encode_image"] = time.perf_counter() - t0
+
+        # 3. Noise, drawn in the stock order and shapes: vision [1, C, T, h, w] then action [chunk, A].
+        t_lat = 1 + request.chunk_size // int(pipe.vae_scale_factor_temporal)
+        latent_shape = (1, x0.shape[1], t_lat, x0.shape[3], x0.shape[4])
+        from diffusers.utils.torch_utils import randn_tensor
+
+        noise = randn_tensor(latent_shape, generator=generator, device=dev, dtype=torch.float32)
+        latents = noise.clone()
+        latents[:, :, :1] = x0[:, :, :1]
+        action_latents = randn_tensor(
+            (request.chunk_size, self.action_dim), generator=generator, device=dev, dtype=torch.float32
+        )
+        action_latents[:, raw_dim:] = 0
+
+        # 4. Text: tokenize like the stock call, then run the text pathway once and keep its keys/values.
+        t0 = time.perf_counter()
+        cond_ids, uncond_ids = pipe.tokenize_prompt(
+            request.prompt,
+            None,
+            num_frames=request.chunk_size + 1,
+            height=height,
+            width=width,
+            fps=request.fps,
+            action_mode="policy",
+            action_view_point=request.view_point,
+        )
+        domain_id = int(pipe_domain_id(request.domain_name))
+        layouts = [self._layout(cond_ids, latents, request, raw_dim, domain_id)]
+        cfg_on = request.guidance_scale != 1.0
+        if cfg_on:
+            layouts.append(self._layout(uncond_ids, latents, request, raw_dim, domain_id))
+        _sync(dev)
+        timings["encode_text"] = time.perf_counter() - t0
+
+        # 5. Scheduler: identical configuration to the stock call, one instance per modality.
+        sched = copy.deepcopy(pipe.scheduler)
+        if pipe.config.use_native_flow_schedule:
+            n = request.num_inference_steps
+            sigmas = np.linspace(1.0 - 1.0 / sched.config.num_train_timesteps, 0.0, n + 1)[:-1]
+            sched.set_timesteps(n, device=dev, sigmas=sigmas)
+        else:
+            sched.set_timesteps(request.num_inference_steps, device=dev)
+        action_sched = copy.deepcopy(sched)
+        timesteps = sched.timesteps
+        tembs = self._timestep_embeddings(timesteps)
+
+        # 6. Denoise.
+        t0 = time.perf_counter()
+        steppers = [self._stepper(layout) for layout in layouts]
+        _sync(dev)
+        timings["prepare_step"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        g = float(request.guidance_scale)
+        for i, t in enumerate(timesteps):
+            vis_in = latents.to(self.dtype)
+            act_in = action_latents.to(self.dtype)
+            v_vis, v_act = steppers[0](vis_in, act_in, tembs[i : i + 1])
+            if cfg_on:
+                u_vis, u_act = steppers[1](vis_in, act_in, tembs[i : i + 1])
+                v_vis = u_vis + g * (v_vis - u_vis)
+                v_act = u_act + g * (v_act - u_act)
+            latents = sched.step(v_vis.unsqueeze(0), t, latents.unsqueeze(0), return_dict=False)[0].squeeze(0)
+            action_latents = action_sched.step(
+                v_act.unsqueeze(0), t, action_latents.unsqueeze(0), return_dict=False
+            )[0].squeeze(0)
+            action_latents[:, raw_dim:] = 0
+        actions = action_latents[:, :raw_dim].float().cpu().numpy()
+        timings["denoise"] = time.perf_counter() - t0
+
+        # 7. Optional video decode (the stock post-processing, on request only).
+        video: np.ndarray | None = None
+        if request.decode_video:
+            t0 = time.perf_counter()
+            video = self.decode_latents(latents)
+            timings["decode_video"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        return actions.astype(np.float32), video, timings
+
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Normalised latents ``[1, C, T, h, w]`` -> ``[F, H, W, 3]`` uint8, as the stock pipeline decodes."""
+        pipe = self.pipe
+        vdt = pipe.vae.dtype
+        mean = pipe._vae_latents_mean.to(device=latents.device, dtype=vdt).view(1, -1, 1, 1, 1)
+        inv_std = pipe._vae_latents_inv_std.to(device=latents.device, dtype=vdt).view(1, -1, 1, 1, 1)
+        decoded = pipe.vae.decode(latents.to(vdt) / inv_std + mean).sample.to(latents.dtype)
+        frames = pipe.video_processor.postprocess_video(decoded, output_type="np")[0]
+        return np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)
+
+    # ------------------------------------------------------------------ per-plan preparation
+
+    def _layout(
+        self,
+        input_ids: list[int],
+        latents: torch.Tensor,
+        request: PolicyRequest,
+        raw_dim: int,
+        domain_id: int,
+    ) -> _PlanLayout:
+        pipe, tr, dev = self.pipe, self.tr, self.device
+        text = pipe._prepare_text_segment(input_ids, device=dev)
+        vision = pipe._prepare_vision_segment(
+            input_vision_tokens=latents,
+            has_image_condition=True,
+            mrope_offset=text["vision_start_temporal_offset"],
+            vision_fps=request.fps,
+            curr=text["und_len"],
+            device=dev,
+            condition_frame_indexes=[0],
+        )
+        action_tokens = torch.zeros(request.chunk_size, self.action_dim, device=dev)
+        action = pipe._prepare_action_segment(
+            input_action_tokens=action_tokens,
+            condition_frame_indexes=[],
+            mrope_offset=text["vision_start_temporal_offset"],
+            action_fps=request.fps,
+            curr=text["und_len"] + vision["num_vision_tokens"],
+            device=dev,
+        )
+        position_ids = torch.cat(
+            [text["text_mrope_ids"], vision["vision_mrope_ids"], action["action_mrope_ids"]], 1
+        )
+        cos, sin = tr.rotary_emb(position_ids=position_ids.unsqueeze(1), device=dev, dtype=self.dtype)
+        cos, sin = cos.squeeze(0), sin.squeeze(0)
+        und_len = int(text["und_len"])
+        _, patch_h, patch_w = vision["vision_token_shapes"][0]
+        fc_in, fc_out = tr.action_proj_in, tr.action_proj_out
+        layout = _PlanLayout(
+            und_len=und_len,
+            latent_shape=tuple(latents.shape),
+            patch_h=int(patch_h),
+            patch_w=int(patch_w),
+            num_vision_tokens=int(vision["num_vision_tokens"]),
+            num_noisy_vision_tokens=int(vision["num_noisy_vision_tokens"]),
+            action_len=int(action["action_len"]),
+            raw_action_dim=raw_dim,
+            cos_gen=cos[und_len:].contiguous(),
+            sin_gen=sin[und_len:].contiguous(),
+            w_in=fc_in.fc.weight[domain_id].view(fc_in.input_size, fc_in.output_size),
+            b_in=fc_in.bias.weight[domain_id],
+            w_out=fc_out.fc.weight[domain_id].view(fc_out.input_size, fc_out.output_size),
+            b_out=fc_out.bias.weight[domain_id],
+        )
+        self._prefill_text(text["input_ids"], cos[:und_len], sin[:und_len], layout)
+        return layout
+
+    def _expand_kv(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, KV, D]`` -> ``[H, N, D]`` with GQA's mapping (query head h reads KV head h // groups)."""
+        return x.transpose(0, 1).repeat_interleave(self.groups, dim=0)
+
+    def _prefill_text(
+        self, input_ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: _PlanLayout
+    ) -> None:
+        """Run the text pathway once; keep each layer's keys/values as the generation tokens read them."""
+        tr = self.tr
+        h = tr.embed_tokens(input_ids)
+        n = h.shape[0]
+        last = len(tr.layers) - 1
+        for li, layer in enumerate(tr.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            k = attn.norm_k(attn.to_k(x).view(n, self.kv_heads, self.head_dim))
+            v = attn.to_v(x).view(n, self.kv_heads, self.head_dim)
+            k_gen = attn.k_norm_und_for_gen(k) if attn.k_norm_und_for_gen is not None else k
+            layout.k_und.append(self._expand_kv(_apply_rope(k_gen, cos, sin)))
+            layout.v_und.append(self._expand_kv(v))
+            if li == last:
+                break  # the last layer's text output feeds nothing the generation tokens read
+            q = attn.norm_q(attn.to_q(x).view(n, self.heads, self.head_dim))
+            q = _apply_rope(q, cos, sin).transpose(0, 1)
+            k = self._expand_kv(_apply_rope(k, cos, sin))
+            o = functional.scaled_dot_product_attention(q, k, layout.v_und[-1], is_causal=True)
+            h = h + attn.to_out(o.transpose(0, 1).reshape(n, -1))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+
+    def _timestep_embeddings(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Every step's timestep embedding, ``[steps, hidden]`` in the model dtype, in one batch."""
+        tr = self.tr
+        ts = (
+            torch.tensor([float(t) for t in timesteps.tolist()], device=self.device)
+            * tr.config.timestep_scale
+        )
+        edt = next(tr.time_embedder.parameters()).dtype
+        return tr.time_embedder(tr.time_proj(ts).to(edt)).to(self.dtype)
+
+    def _stepper(self, layout: _PlanLayout) -> Any:
+        """A callable ``(vis_bf16, act_bf16, temb) -> (v_vis fp32, v_act fp32)`` for this layout."""
+        key = layout.key()
+        if self.use_cuda_graph:
+            graphed = self._graphs.get(key)
+            if graphed is None:
+                bufs = _StepBuffers(layout, len(self.tr.layers), self.heads, self.head_dim, self.dtype)
+                bufs.load(layout)
+                graphed = _GraphedStep(self, layout, bufs)
+                self._graphs[key] = graphed
+                while len(self._graphs) > MAX_CACHED_GRAPHS:
+                    self._graphs.popitem(last=False)
+            else:
+                self._graphs.move_to_end(key)
+                graphed.bufs.load(layout)
+            return graphed
+        bufs = _StepBuffers(layout, len(self.tr.layers), self.heads, self.head_dim, self.dtype)
+        bufs.load(layout)
+        return lambda vis, act, temb: self._gen_step(vis, act, temb, layout, bufs)
+
+    # ------------------------------------------------------------------ the step
+
+    def _gen_step(
+        self,
+        vis: torch.Tensor,
+        act: torch.Tensor,
+        temb: torch.Tensor,
+        layout: _PlanLayout,
+        bufs: _StepBuffers,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One transformer evaluation of the generation tokens against the cached text keys/values.
+
+        Args:
+            vis: ``[1, C, T, h, w]`` vision latents in the model dtype (frame 0 is the clean condition).
+            act: ``[chunk, action_dim]`` action latents in the model dtype.
+            temb: ``[1, hidden]`` timestep embedding of this step.
+
+        Returns:
+            Velocities ``[1, C, T, h, w]`` and ``[chunk, action_dim]`` in float32, zero where conditioned.
+        """
+        tr, p, c = self.tr, self.patch, self.latent_channel
+        _, _, nt, h, w = layout.latent_shape
+        ph, pw = layout.patch_h, layout.patch_w
+        lat = vis[0]
+        if ph * p != h or pw * p != w:
+            lat = functional.pad(lat, (0, pw * p - w, 0, ph * p - h))
+        tok = lat.reshape(c, nt, ph, p, pw, p).permute(1, 2, 4, 3, 5, 0).reshape(nt * ph * pw, p * p * c)
+        tok = tr.proj_in(tok)
+        per_frame = ph * pw
+        tok = torch.cat([tok[:per_frame], tok[per_frame:] + temb], dim=0)  # frame 0 is clean: no timestep
+        a = (act @ bufs.w_in + bufs.b_in) + tr.action_modality_embed
+        a = a + temb
+        x = torch.cat([tok, a], dim=0)
+        n = x.shape[0]
+        u = bufs.und_len
+        cos, sin = bufs.cos_gen, bufs.sin_gen
+        for li, layer in enumerate(tr.layers):
+            attn = layer.self_attn
+            y = layer.input_layernorm_moe_gen(x)
+            q = attn.norm_added_q(attn.add_q_proj(y).view(n, self.heads, self.head_dim))
+            k = attn.norm_added_k(attn.add_k_proj(y).view(n, self.kv_heads, self.head_dim))
+            v = attn.add_v_proj(y).view(n, self.kv_heads, self.head_dim)
+            q = _apply_rope(q, cos, sin).transpose(0, 1)
+            kb, vb = bufs.k[li], bufs.v[li]
+            kb[:, u:].copy_(self._expand_kv(_apply_rope(k, cos, sin)))
+            vb[:, u:].copy_(self._expand_kv(v))
+            o = functional.scaled_dot_product_attention(q.unsqueeze(0), kb.unsqueeze(0), vb.unsqueeze(0))
+            x = x + attn.to_add_out(o[0].transpose(0, 1).reshape(n, -1))
+            x = x + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(x))
+        x = tr.norm_moe_gen(x)
+        nv = layout.num_vision_tokens
+        pv = tr.proj_out(x[per_frame:nv])  # noisy frames only, like the stock mse indexes
+        pv = pv.reshape(nt - 1, ph, pw, p, p, c).permute(5, 0, 1, 3, 2, 4).reshape(c, nt - 1, ph * p, pw * p)
+        pv = pv[:, :, :h, :w]
+        v_vis = torch.cat([torch.zeros_like(pv[:, :1]), pv], dim=1).unsqueeze(0).float()
+        pa = x[nv:] @ bufs.w_out + bufs.b_out
+        pa = torch.cat(
+            [pa[:, : layout.raw_action_dim], torch.zeros_like(pa[:, layout.raw_action_dim :])], dim=1
+        )
+        return v_vis, pa.float()
+
+
+def pipe_domain_id(domain_name: str) -> int:
+    """Cosmos 3 embodiment domain id of ``domain_name`` (the table the stock pipeline uses)."""
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _EMBODIMENT_TO_DOMAIN_ID
+
+    if domain_name not in _EMBODIMENT_TO_DOMAIN_ID:
+        raise ValueError(
+            f"domain_name must be one of {sorted(_EMBODIMENT_TO_DOMAIN_ID)}, got {domain_name!r}"
+        )
+    return int(_EMBODIMENT_TO_DOMAIN_ID[domain_name])
+
+
+def relative_l2(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """``||a - b|| / ||b||`` in float64: the agreement metric between a fast path and the reference ``b``."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
+    denom = float(np.linalg.norm(y))
+    return float(np.linalg.norm(x - y)) / (denom if denom > 0 else 1.0)
+
+
+def make_fast_backend(pipe: Any, **kwargs: Any) -> FastPolicyBackend:
+    """Factory for a backend registry: ``make_fast_backend(loaded_pipe)``."""
+    return FastPolicyBackend(pipe, **kwargs)
+
+
+__all__ = ["MAX_CACHED_GRAPHS", "FastPolicyBackend", "make_fast_backend", "pipe_domain_id", "relative_l2"]
