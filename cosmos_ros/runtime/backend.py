@@ -78,10 +78,11 @@ class RawPolicyOutput:
     """What a backend returns.
 
     Attributes:
-        actions: ``[chunk_size, raw_width]`` float32, in the model's normalised action space, already sliced to
-            the domain's raw width.
+        actions: ``[chunk_size, raw_width]`` float32, in the model's normalised action space, already sliced
+            to the domain's raw width.
         video: ``[F, H, W, 3]`` uint8 predicted frames when ``decode_video`` was set, else ``None``.
-        timings: Seconds per stage (e.g. ``encode_text``, ``encode_image``, ``denoise``, ``decode_video``, ``total``).
+        timings: Seconds per stage (e.g. ``prepare``, ``encode_image``, ``denoise``, ``decode_video``,
+            ``total``).
     """
 
     actions: np.ndarray
