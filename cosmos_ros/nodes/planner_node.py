@@ -1,0 +1,899 @@
+"""Planner node: camera frames + goal text -> Cosmos 3 policy -> ``ActionSequence``.
+
+A thin rclpy lifecycle node over the pure core:
+- ``cosmos_ros.images`` converts ``Image`` / ``CompressedImage`` to RGB (cv_bridge only for encodings it
+  does not cover, see :func:`make_image_converter`);
+- ``cosmos_ros.frames`` keeps the newest frame per camera, forms stamp-synchronised sets and tiles them;
+- ``cosmos_ros.inference_worker`` runs the model on its own thread on the newest set only, rate-limited, and
+  drops results whose goal was replaced or withdrawn;
+- ``cosmos_ros.runtime.policy.PolicyRuntime`` loads the model and decodes actions;
+- ``cosmos_ros.nodes.conversions.plan_to_msg`` builds the message.
+
+Lifecycle (https://design.ros2.org/articles/node_lifecycle.html): ``configure`` reads the parameters and loads
+the model (a bad model directory fails the transition with the loader's message at ERROR); ``activate``
+starts accepting frames; ``deactivate`` stops planning (an inference in flight finishes, its result is
+dropped); ``cleanup`` frees the model. With ``autostart`` (default) ``main()`` drives configure + activate
+itself, so ``ros2 run`` works without a lifecycle manager, and exits non-zero if configure fails (so a launch
+file ends with the error instead of hanging).
+
+Parameters are read at configure time; while configured, changes are refused with a reason (deactivate and
+clean up first), so what ``ros2 param get`` shows is what the node runs with.
+
+Bad input never kills the node and never yields a plan: every rejection is counted by cause (diagnostics)
+and logged once per cause and then at most every ``log_throttle_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    QoSDurabilityPolicy,
+    QoSHistoryPolicy,
+    QoSProfile,
+    QoSReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, TileLayout, tile
+from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
+from cosmos_ros.inference_worker import (
+    FRAMES_DROPPED,
+    Counters,
+    InferenceWorker,
+    LogThrottle,
+    RateWindow,
+    WorkerConfig,
+    WorkTiming,
+)
+from cosmos_ros.msg import ActionSequence
+from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
+from cosmos_ros.runtime.backend import VIEW_POINTS
+from cosmos_ros.runtime.options import PolicyOptions
+
+NODE_NAME = "planner"
+DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+DTYPES = ("float32", "bfloat16", "float16")
+BACKENDS = ("diffusers", "fast", "tensorrt")
+CAMERA_COMBINE = ("tile", "select")
+TILE_LAYOUTS = ("horizontal", "vertical", "grid")
+VIEW_POINT_PARAM = ("auto", *VIEW_POINTS)
+
+# Counter keys (diagnostics). Image rejections are "rejected_image_<reason>" with the reasons of
+# cosmos_ros.images.REJECT_REASONS; these are the others.
+REJECTED_GOAL_TOO_LONG = "rejected_goal_too_long"
+REJECTED_SET_WITH_BAD_IMAGE = "rejected_set_with_bad_image"
+MODEL_ERROR = "model_error"
+PUBLISH_ERROR = "publish_error"
+TILE_ERROR = "tile_error"
+PLANS_PUBLISHED = "plans_published"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Everything the node reads from its parameters at configure time, validated.
+
+    Attributes mirror the parameters of ``config/planner.yaml`` (see :data:`PARAMETERS` for descriptions
+    and units). ``fps`` and ``frame_id`` are ``None`` when not set: the action-space profile provides them.
+    ``compressed`` is resolved to one flag per camera topic.
+    """
+
+    model_path: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    backend: str = "diffusers"
+    action_space: str = "umi_pose_gripper"
+    options: PolicyOptions = dataclasses.field(default_factory=PolicyOptions)
+    camera_topics: tuple[str, ...] = ("image_raw",)
+    compressed: tuple[bool, ...] = (False,)
+    camera_combine: str = "tile"
+    tile_layout: str = "horizontal"
+    selected_camera: str = ""
+    stamp_tolerance_s: float = 0.05
+    goal_topic: str = "goal"
+    max_plan_rate_hz: float = 2.0
+    max_image_pixels: int = 3840 * 2160
+    max_goal_length: int = 2000
+    frame_id: str | None = None
+    publish_predicted_frames: bool = False
+    predicted_frames_max_rate_hz: float = 1.0
+    publish_ee_path: bool = False
+    publish_diagnostics: bool = True
+    diagnostics_period_s: float = 1.0
+    log_throttle_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.model_path:
+            raise ValueError("model_path must name a Cosmos 3 pipeline directory, got ''")
+        if not DEVICE_RE.match(self.device):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not self.action_space:
+            raise ValueError("action_space must name a profile, got ''")
+        if not self.camera_topics or any(not t for t in self.camera_topics):
+            raise ValueError(
+                f"camera_topics must list one or more non-empty topics, got {self.camera_topics}"
+            )
+        if len(set(self.camera_topics)) != len(self.camera_topics):
+            raise ValueError(f"camera_topics must be unique, got {list(self.camera_topics)}")
+        if len(self.compressed) != len(self.camera_topics):
+            raise ValueError(
+                f"compressed must be one bool or one per camera topic ({len(self.camera_topics)}), "
+                f"got {len(self.compressed)} values"
+            )
+        if self.camera_combine not in CAMERA_COMBINE:
+            raise ValueError(f"camera_combine must be one of {CAMERA_COMBINE}, got {self.camera_combine!r}")
+        if self.tile_layout not in TILE_LAYOUTS:
+            raise ValueError(f"tile_layout must be one of {TILE_LAYOUTS}, got {self.tile_layout!r}")
+        if self.camera_combine == "select" and self.selected_camera not in self.camera_topics:
+            raise ValueError(
+                f"selected_camera must be one of camera_topics {list(self.camera_topics)} when "
+                f"camera_combine is 'select', got {self.selected_camera!r}"
+            )
+        if self.tiles_views and self.options.view_point != "concat_view":
+            raise ValueError(
+                f"view_point must be 'concat_view' (or 'auto') when {len(self.camera_topics)} cameras are "
+                f"tiled, got {self.options.view_point!r}"
+            )
+        for name in ("stamp_tolerance_s",):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        for name in (
+            "max_plan_rate_hz",
+            "predicted_frames_max_rate_hz",
+            "diagnostics_period_s",
+            "log_throttle_s",
+        ):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v}")
+        if self.max_image_pixels < 4:
+            raise ValueError(f"max_image_pixels must be >= 4 (a 2x2 image), got {self.max_image_pixels}")
+        if self.max_goal_length < 1:
+            raise ValueError(f"max_goal_length must be >= 1, got {self.max_goal_length}")
+        if self.frame_id is not None and not self.frame_id:
+            raise ValueError("frame_id must be non-empty when set (leave it unset to use the profile's)")
+        if not self.goal_topic:
+            raise ValueError("goal_topic must be non-empty")
+
+    @property
+    def tiles_views(self) -> bool:
+        """True when several cameras are combined into one concat_view image."""
+        return self.camera_combine == "tile" and len(self.camera_topics) > 1
+
+    @property
+    def used_cameras(self) -> tuple[str, ...]:
+        """Topics the node subscribes to (the selected one only, in select mode)."""
+        return (self.selected_camera,) if self.camera_combine == "select" else self.camera_topics
+
+    @property
+    def tile_mode(self) -> TileLayout:
+        if self.camera_combine == "select":
+            return TileLayout(mode="select", camera=self.selected_camera)
+        return TileLayout(mode=self.tile_layout)
+
+
+def _desc(
+    text: str,
+    *,
+    read_only: bool = False,
+    int_range: tuple[int, int, int] | None = None,
+    float_range: tuple[float, float] | None = None,
+    choices: Sequence[str] | None = None,
+    dynamic: bool = False,
+) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic)
+    if int_range is not None:
+        d.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=int_range[2])]
+    if float_range is not None:
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float_range[0], to_value=float_range[1], step=0.0)
+        ]
+    if choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(choices)
+    return d
+
+
+# name -> (default or Parameter.Type for "unset unless given", descriptor). Declared once, here; the
+# params file config/planner.yaml carries the same names with the defaults written out.
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
+    "autostart": (
+        True,
+        _desc("main() runs configure + activate itself (no lifecycle manager needed)", read_only=True),
+    ),
+    "model_path": (
+        "",
+        _desc("Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)"),
+    ),
+    "device": ("cpu", _desc("Torch device", choices=("cpu", "cuda", "cuda:N"))),
+    "dtype": ("float32", _desc("Model weights dtype", choices=DTYPES)),
+    "backend": ("diffusers", _desc("Runtime backend", choices=BACKENDS)),
+    "action_space": (
+        "umi_pose_gripper",
+        _desc("Action-space profile name (config/action_spaces) or YAML path"),
+    ),
+    "num_inference_steps": (30, _desc("Denoising steps per plan", int_range=(1, 1000, 1))),
+    "guidance_scale": (
+        1.0,
+        _desc("Classifier-free guidance (1.0 = off, halves cost)", float_range=(1.0, 20.0)),
+    ),
+    "chunk_size": (
+        16,
+        _desc("Actions per plan; multiple of 4 (VAE keeps 1 + 4k frames)", int_range=(4, 512, 4)),
+    ),
+    "resolution_tier": (
+        256,
+        _desc("Conditioning canvas tier (pixels)", choices=("256", "480", "704", "720")),
+    ),
+    "view_point": (
+        "auto",
+        _desc(
+            "Camera label told to the model; auto = concat_view when tiling several cameras, else ego_view",
+            choices=VIEW_POINT_PARAM,
+        ),
+    ),
+    "fps": (
+        Parameter.Type.DOUBLE,
+        _desc(
+            "Frame rate told to the model (Hz); step period = 1/fps. Unset: the profile's action_rate_hz",
+            float_range=(0.1, 1000.0),
+        ),
+    ),
+    "seed": (0, _desc("Noise seed (same seed + inputs + weights -> same plan)", int_range=(0, 2**31 - 1, 1))),
+    "decode_video": (False, _desc("Decode predicted frames (extra VAE decode; needed for predicted_frames)")),
+    "camera_topics": (["image_raw"], _desc("Camera topics, one or more (order = tile order)")),
+    "compressed": (
+        False,
+        _desc(
+            "Topics carry sensor_msgs/CompressedImage: one bool for all, or a bool array per camera topic",
+            dynamic=True,
+        ),
+    ),
+    "camera_combine": ("tile", _desc("How several cameras become one image", choices=CAMERA_COMBINE)),
+    "tile_layout": ("horizontal", _desc("Arrangement when tiling", choices=TILE_LAYOUTS)),
+    "selected_camera": ("", _desc("Topic used when camera_combine is 'select' (must be in camera_topics)")),
+    "stamp_tolerance_s": (
+        0.05,
+        _desc("Max capture-stamp spread within one camera set (s)", float_range=(0.0, 10.0)),
+    ),
+    "goal_topic": ("goal", _desc("std_msgs/String goal topic; an empty goal stops planning")),
+    "max_plan_rate_hz": (
+        2.0,
+        _desc("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
+    ),
+    "max_image_pixels": (
+        3840 * 2160,
+        _desc(
+            "Images with more pixels are rejected (protects memory and latency)", int_range=(4, 1 << 28, 1)
+        ),
+    ),
+    "max_goal_length": (
+        2000,
+        _desc("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
+    ),
+    "frame_id": (
+        Parameter.Type.STRING,
+        _desc("Override of the profile's frame_id for published plans. Unset: the profile's"),
+    ),
+    "publish_predicted_frames": (False, _desc("Publish ~/predicted_frames (needs decode_video)")),
+    "predicted_frames_max_rate_hz": (
+        1.0,
+        _desc("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
+    ),
+    "publish_ee_path": (False, _desc("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
+    "publish_diagnostics": (True, _desc("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
+    "diagnostics_period_s": (1.0, _desc("Diagnostics period (s)", float_range=(0.05, 3600.0))),
+    "log_throttle_s": (
+        5.0,
+        _desc(
+            "Repeated problems of one cause are logged at most once per this period (s)",
+            float_range=(0.1, 3600.0),
+        ),
+    ),
+}
+
+
+def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
+    """Build a :class:`PlannerConfig` from parameter values (``get(name)``; ``None`` = not set).
+
+    Raises:
+        ValueError: A value is out of range or inconsistent; the message names the parameter.
+    """
+    topics = tuple(str(t) for t in (get("camera_topics") or ()))
+    compressed_raw = get("compressed")
+    if isinstance(compressed_raw, bool):
+        compressed = (compressed_raw,) * len(topics)
+    elif isinstance(compressed_raw, (list, tuple)) and all(isinstance(v, bool) for v in compressed_raw):
+        compressed = tuple(compressed_raw)
+    else:
+        raise ValueError(f"compressed must be a bool or a bool array, got {compressed_raw!r}")
+    combine = get("camera_combine")
+    n_views = 1 if combine == "select" else len(topics)
+    view_point = get("view_point")
+    if view_point == "auto":
+        view_point = "concat_view" if n_views > 1 else "ego_view"
+    fps = get("fps")
+    options = PolicyOptions(
+        num_inference_steps=get("num_inference_steps"),
+        guidance_scale=float(get("guidance_scale")),
+        chunk_size=get("chunk_size"),
+        resolution_tier=get("resolution_tier"),
+        view_point=view_point,
+        fps=None if fps is None else float(fps),
+        seed=get("seed"),
+        decode_video=get("decode_video"),
+    )
+    return PlannerConfig(
+        model_path=get("model_path"),
+        device=get("device"),
+        dtype=get("dtype"),
+        backend=get("backend"),
+        action_space=get("action_space"),
+        options=options,
+        camera_topics=topics,
+        compressed=compressed,
+        camera_combine=combine,
+        tile_layout=get("tile_layout"),
+        selected_camera=get("selected_camera"),
+        stamp_tolerance_s=float(get("stamp_tolerance_s")),
+        goal_topic=get("goal_topic"),
+        max_plan_rate_hz=float(get("max_plan_rate_hz")),
+        max_image_pixels=get("max_image_pixels"),
+        max_goal_length=get("max_goal_length"),
+        frame_id=get("frame_id"),
+        publish_predicted_frames=get("publish_predicted_frames"),
+        predicted_frames_max_rate_hz=float(get("predicted_frames_max_rate_hz")),
+        publish_ee_path=get("publish_ee_path"),
+        publish_diagnostics=get("publish_diagnostics"),
+        diagnostics_period_s=float(get("diagnostics_period_s")),
+        log_throttle_s=float(get("log_throttle_s")),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Image conversion
+# ----------------------------------------------------------------------------------------------------------
+ImageConverter = Callable[[Any], np.ndarray]
+
+
+def make_image_converter(
+    max_pixels: int, compressed: bool, cv_bridge_module: Any = None
+) -> tuple[ImageConverter, str]:
+    """The function that turns one camera message into ``[H, W, 3]`` uint8 RGB, and its name for logs.
+
+    ``cosmos_ros.images`` handles the encodings cameras send to a policy (rgb8, bgr8, rgba8, bgra8, mono8,
+    jpeg/png) with exactly cv_bridge's results, with the same checks (step, size, pixel limit) on every path.
+    Where cv_bridge is importable it converts what ``cosmos_ros.images`` refuses as an unsupported raw
+    encoding (16-bit, Bayer, YUV, ...); the pixel limit is checked before it runs. A cv_bridge failure is a
+    rejection with reason ``encoding``, never an exception out of the callback.
+
+    Args:
+        max_pixels: Pixel limit (``max_image_pixels``).
+        compressed: Messages are ``CompressedImage`` (decoded by ``cosmos_ros.images`` only).
+        cv_bridge_module: For tests; default: ``import cv_bridge`` if possible.
+    """
+    if compressed:
+        return (
+            lambda msg: compressed_msg_to_rgb(msg, max_pixels=max_pixels)
+        ), "cosmos_ros.images (compressed)"
+    if cv_bridge_module is None:
+        try:
+            import cv_bridge as cv_bridge_module
+        except ImportError:
+            cv_bridge_module = None
+    if cv_bridge_module is None:
+        return (lambda msg: image_msg_to_rgb(msg, max_pixels=max_pixels)), "cosmos_ros.images"
+    bridge = cv_bridge_module.CvBridge()
+
+    def convert(msg: Any) -> np.ndarray:
+        try:
+            return image_msg_to_rgb(msg, max_pixels=max_pixels)
+        except ImageError as exc:
+            if exc.reason != "encoding":
+                raise
+        if int(msg.height) * int(msg.width) > max_pixels:
+            raise ImageError("too_large", f"{msg.width}x{msg.height} image has more than {max_pixels} pixels")
+        try:
+            out = np.asarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+        except Exception as exc:  # cv_bridge raises CvBridgeError, TypeError or ValueError
+            raise ImageError("encoding", f"cv_bridge cannot convert {msg.encoding!r} to rgb8: {exc}") from exc
+        if (
+            out.ndim != 3
+            or out.shape[2] != 3
+            or out.dtype != np.uint8
+            or out.shape[0] < 1
+            or out.shape[1] < 1
+        ):
+            raise ImageError("encoding", f"cv_bridge returned {out.shape} {out.dtype} for {msg.encoding!r}")
+        return out
+
+    return convert, "cosmos_ros.images + cv_bridge"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The node
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    """What the worker plans on: one synchronised frame set."""
+
+    frame_set: FrameSet
+
+
+class PlannerNode(LifecycleNode):
+    """See the module docstring. Construct, then drive the lifecycle (``main`` does with ``autostart``)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.counters = Counters()
+        self.plan_window = RateWindow(size=20)
+        self._next_plan_id = 1  # never reset: ids must increase across reconfigure (safety node checks)
+        self._configured = False
+        self._active = False
+        self._reset_resources()
+
+    def _reset_resources(self) -> None:
+        self.config: PlannerConfig | None = None
+        self.runtime: Any = None
+        self.worker: InferenceWorker[_Job, Any] | None = None
+        self.frames: FrameBuffer | None = None
+        self._throttle = LogThrottle(5.0)
+        self._subs: list[Any] = []
+        self._pub_plan: Any = None
+        self._pub_frames: Any = None
+        self._pub_path: Any = None
+        self._pub_diag: Any = None
+        self._diag_timer: Any = None
+        self._converters: dict[str, ImageConverter] = {}
+        self._camera_bad: dict[str, bool] = {}
+        self._last_frames_pub_s = -math.inf
+        self._last_diag_errors = 0
+
+    # ---- parameters --------------------------------------------------------------------------------------
+    def _get_param(self, name: str) -> Any:
+        """The parameter's value, ``None`` for the ones declared without a default and not given."""
+        try:
+            p = self.get_parameter(name)
+        except ParameterUninitializedException:
+            return None
+        return None if p.type_ == Parameter.Type.NOT_SET else p.value
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if self._configured:
+            names = ", ".join(p.name for p in params)
+            return SetParametersResult(
+                successful=False,
+                reason=f"planner is configured; parameters ({names}) are read at configure: deactivate and "
+                "clean up first",
+            )
+        return SetParametersResult(successful=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return self._configure()
+        except Exception as exc:  # a bug here must end in FAILURE with its message, not a silent ERROR
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+
+    def _configure(self) -> TransitionCallbackReturn:
+        log = self.get_logger()
+        try:
+            cfg = config_from_parameters(self._get_param)
+        except (ValueError, TypeError) as exc:
+            log.error(f"configure failed: invalid parameters: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            from cosmos_ros.runtime.policy import PolicyRuntime
+
+            t0 = time.monotonic()
+            runtime = PolicyRuntime.from_config(
+                cfg.model_path,
+                device=cfg.device,
+                dtype=cfg.dtype,
+                profile=cfg.action_space,
+                backend=cfg.backend,
+                options=cfg.options,
+            )
+        except Exception as exc:  # loader, profile, backend import: all end configure with their message
+            log.error(
+                f"configure failed: cannot load the policy from {cfg.model_path!r}: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            return TransitionCallbackReturn.FAILURE
+        profile = runtime.profile
+        log.info(
+            f"loaded {cfg.model_path} ({cfg.backend}, {cfg.device}, {cfg.dtype}) "
+            f"in {time.monotonic() - t0:.2f} s; "
+            f"action space {profile.name} ({profile.domain_name}, axes {list(profile.axis_names)}, "
+            f"frame {cfg.frame_id or profile.frame_id})"
+        )
+        if getattr(profile, "stats_are_placeholder", False):
+            log.warning(
+                f"action-space profile {profile.name!r} has PLACEHOLDER de-normalisation statistics: "
+                "plans are not in the robot's real units until they are replaced"
+            )
+        if "TINY_RANDOM_MODEL" in " ".join(_listdir(cfg.model_path)):
+            log.warning("this is a tiny random-weight test model: its plans mean nothing")
+        if cfg.options.decode_video is False and cfg.publish_predicted_frames:
+            log.warning("publish_predicted_frames is on but decode_video is off: no frames will be published")
+
+        self.config = cfg
+        self.runtime = runtime
+        self._throttle = LogThrottle(cfg.log_throttle_s)
+        self.frames = FrameBuffer(
+            FrameBufferConfig(cameras=cfg.used_cameras, sync_tolerance_s=cfg.stamp_tolerance_s)
+        )
+        self._camera_bad = dict.fromkeys(cfg.used_cameras, False)
+        self._create_publishers(cfg, profile)
+        self._create_subscriptions(cfg)
+        self.worker = InferenceWorker(
+            self._run_job,
+            self._deliver,
+            self._on_worker_error,
+            WorkerConfig(max_plan_rate_hz=cfg.max_plan_rate_hz),
+            counters=self.counters,
+        )
+        self.worker.start()
+        self._configured = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.worker is not None and self.frames is not None
+        self.frames.clear()  # never plan on a frame that arrived before activation
+        self._active = True
+        self.worker.set_active(True)
+        self.get_logger().info(
+            f"active: planning on {list(self.config.used_cameras) if self.config else []} "
+            f"(goal: {self.worker.goal!r})"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        if self.worker is not None:
+            self.worker.set_active(False)
+        self.get_logger().info("inactive: planning stopped")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"lifecycle error in state {state.label}; releasing resources")
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Stop the worker, destroy entities, drop the model. Idempotent."""
+        self._active = False
+        if self.worker is not None and not self.worker.stop(timeout_s=10.0):
+            self.get_logger().warning("inference still running after 10 s; its result will be discarded")
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        self._configured = False
+        self._reset_resources()  # drops the runtime (model) reference
+
+    # ---- entities ------------------------------------------------------------------------------------------
+    def _create_publishers(self, cfg: PlannerConfig, profile: Any) -> None:
+        reliable = QoSProfile(
+            depth=10,
+            reliability=QoSReliabilityPolicy.RELIABLE,
+            durability=QoSDurabilityPolicy.VOLATILE,
+            history=QoSHistoryPolicy.KEEP_LAST,
+        )
+        self._pub_plan = self.create_publisher(ActionSequence, "action_sequence", reliable)
+        if cfg.publish_predicted_frames and cfg.options.decode_video:
+            self._pub_frames = self.create_publisher(Image, "~/predicted_frames", qos_profile_sensor_data)
+        if cfg.publish_ee_path:
+            if profile.is_pose_space:
+                self._pub_path = self.create_publisher(Path, "~/ee_path", reliable)
+            else:
+                self.get_logger().warning(
+                    f"publish_ee_path is on but action space {profile.name!r} has no end-effector pose"
+                )
+        if cfg.publish_diagnostics:
+            self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
+            self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+
+    def _create_subscriptions(self, cfg: PlannerConfig) -> None:
+        goal_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        self._subs.append(self.create_subscription(String, cfg.goal_topic, self._on_goal, goal_qos))
+        flags = dict(zip(cfg.camera_topics, cfg.compressed, strict=True))
+        for topic in cfg.used_cameras:
+            converter, how = make_image_converter(cfg.max_image_pixels, flags[topic])
+            self._converters[topic] = converter
+            msg_type = CompressedImage if flags[topic] else Image
+            self._subs.append(
+                self.create_subscription(
+                    msg_type, topic, lambda msg, t=topic: self._on_image(t, msg), qos_profile_sensor_data
+                )
+            )
+            self.get_logger().info(f"camera {topic!r}: {msg_type.__name__}, converted by {how}")
+
+    # ---- callbacks (executor thread; never wait for inference) ---------------------------------------------
+    def _on_goal(self, msg: String) -> None:
+        if self.worker is None or self.config is None:
+            return
+        goal = msg.data
+        if len(goal) > self.config.max_goal_length:
+            # The sender meant to replace the task; carrying on with the previous goal would act on a goal the
+            # operator withdrew, so a rejected goal stops planning like an empty one.
+            self.counters.add(REJECTED_GOAL_TOO_LONG)
+            self.worker.set_goal("")
+            self._log_throttled(
+                REJECTED_GOAL_TOO_LONG,
+                f"goal rejected: {len(goal)} characters, more than "
+                f"max_goal_length={self.config.max_goal_length}; "
+                "planning stopped until a valid goal arrives",
+            )
+            return
+        if not goal.strip():
+            goal = ""  # whitespace only is no instruction: stop, as for an empty goal
+        if self.worker.set_goal(goal):
+            if goal:
+                self.get_logger().info(f"goal: {goal!r}")
+            else:
+                self.get_logger().info("empty goal: planning stopped")
+
+    def _on_image(self, topic: str, msg: Any) -> None:
+        if not self._active or self.worker is None or self.frames is None:
+            return
+        now = time.monotonic()
+        try:
+            rgb = self._converters[topic](msg)
+        except ImageError as exc:
+            self._camera_bad[topic] = True
+            cause = f"rejected_image_{exc.reason}"
+            self.counters.add(cause)
+            self._log_throttled(cause, f"image on {topic!r} rejected ({exc.reason}): {exc}")
+            return
+        except Exception as exc:  # a converter bug must not kill the node either
+            self._camera_bad[topic] = True
+            self.counters.add("rejected_image_other")
+            self._log_throttled(
+                "rejected_image_other", f"image on {topic!r} failed: {type(exc).__name__}: {exc}"
+            )
+            return
+        self._camera_bad[topic] = False
+        self.frames.push(topic, time_to_sec(msg.header.stamp), rgb, now)
+        if any(self._camera_bad.values()):
+            # Another camera's newest message was rejected: a set would mix in its older frame.
+            self.counters.add(REJECTED_SET_WITH_BAD_IMAGE)
+            return
+        result = self.frames.take_set(now_s=None)
+        if result.frame_set is not None:
+            self.worker.submit(_Job(result.frame_set))
+
+    # ---- worker thread ----------------------------------------------------------------------------------
+    def _run_job(self, job: _Job, goal: str) -> Any:
+        cfg = self.config
+        runtime = self.runtime
+        if cfg is None or runtime is None:
+            raise RuntimeError("planner is not configured")
+        try:
+            image = tile(job.frame_set, cfg.tile_mode)
+        except Exception as exc:
+            raise _TileError(str(exc)) from exc
+        if not image.flags.writeable:
+            image = image.copy()  # torch warns on (and may not take) read-only views of message buffers
+        return runtime.plan(image, goal)
+
+    def _deliver(self, job: _Job, goal: str, result: Any, timing: WorkTiming) -> None:
+        cfg = self.config
+        assert cfg is not None and self._pub_plan is not None
+        fs = job.frame_set
+        plan = result.to_plan(
+            plan_id=self._next_plan_id,
+            stamp_s=fs.newest_stamp_s,
+            queue_time_s=timing.started_s - fs.newest_received_s,
+        )
+        plan = dataclasses.replace(plan, inference_time_s=timing.inference_time_s)
+        if cfg.frame_id is not None:
+            plan = dataclasses.replace(plan, frame_id=cfg.frame_id)
+        msg = plan_to_msg(plan)
+        self._pub_plan.publish(msg)
+        self._next_plan_id += 1
+        self.counters.add(PLANS_PUBLISHED)
+        self.plan_window.add(timing.finished_s, timing.inference_time_s)
+        if self._pub_path is not None:
+            self._publish_path(plan, msg)
+        if self._pub_frames is not None and result.video is not None:
+            self._publish_frames(plan, result.video, timing.finished_s)
+
+    def _on_worker_error(self, stage: str, job: _Job, exc: BaseException) -> None:
+        if isinstance(exc, _TileError):
+            cause = TILE_ERROR
+        else:
+            cause = MODEL_ERROR if stage == "run" else PUBLISH_ERROR
+        self.counters.add(cause)
+        self._log_throttled(
+            cause,
+            f"{cause}: {type(exc).__name__}: {exc} (frame set at {job.frame_set.newest_stamp_s:.3f} s); "
+            "no plan published, planning continues with the next frame set",
+            error=True,
+        )
+
+    # ---- debug outputs -------------------------------------------------------------------------------------
+    def _publish_path(self, plan: Any, msg: Any) -> None:
+        path = Path()
+        path.header.stamp = msg.trajectory.header.stamp
+        path.header.frame_id = plan.frame_id
+        for k, pose in enumerate(msg.ee_poses.poses):
+            ps = PoseStamped()
+            ps.header.frame_id = plan.frame_id
+            ps.header.stamp = sec_to_time(plan.step_time(k))
+            ps.pose = pose
+            path.poses.append(ps)
+        self._pub_path.publish(path)
+
+    def _publish_frames(self, plan: Any, video: np.ndarray, now: float) -> None:
+        cfg = self.config
+        assert cfg is not None
+        if now - self._last_frames_pub_s < 1.0 / cfg.predicted_frames_max_rate_hz:
+            return
+        self._last_frames_pub_s = now
+        for k, frame in enumerate(np.asarray(video)):
+            fields = rgb_to_image_fields(np.ascontiguousarray(frame))
+            img = Image()
+            img.header.stamp = sec_to_time(plan.stamp_s + k * plan.step_period_s)
+            img.header.frame_id = "predicted"
+            img.height, img.width, img.encoding = fields.height, fields.width, fields.encoding
+            img.is_bigendian, img.step, img.data = fields.is_bigendian, fields.step, fields.data
+            self._pub_frames.publish(img)
+
+    def diagnostics_status(self) -> DiagnosticStatus:
+        """The planner's status: counters, inference time, plan rate (also used by tests)."""
+        counts = self.counters.snapshot()
+        now = time.monotonic()
+        st = DiagnosticStatus()
+        st.name = f"{self.get_name()}: planner"
+        st.hardware_id = self.config.model_path if self.config else ""
+        errors = sum(
+            v
+            for k, v in counts.items()
+            if k.startswith("rejected_") or k in (MODEL_ERROR, PUBLISH_ERROR, TILE_ERROR)
+        )
+        values: dict[str, Any] = {
+            "active": self._active,
+            "goal": self.worker.goal if self.worker else "",
+            "plan_rate_hz": f"{self.plan_window.rate_hz(now):.3f}",
+            "inference_time_last_s": f"{self.plan_window.last_duration_s():.4f}",
+            "inference_time_mean_s": f"{self.plan_window.mean_duration_s():.4f}",
+            "next_plan_id": self._next_plan_id,
+            "errors_total": errors,
+        }
+        if self.frames is not None:
+            fst = self.frames.stats()
+            values["frames_received"] = sum(fst.received.values())
+            values["frames_dropped_unsynced"] = fst.total_dropped
+        values["frame_sets_dropped"] = counts.pop(FRAMES_DROPPED, 0)
+        values.update(counts)
+        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        if errors > self._last_diag_errors:
+            st.level, st.message = (
+                DiagnosticStatus.WARN,
+                f"{errors - self._last_diag_errors} new errors/rejections",
+            )
+        elif not self._active:
+            st.level, st.message = DiagnosticStatus.OK, "inactive"
+        else:
+            st.level, st.message = DiagnosticStatus.OK, "planning" if values["goal"] else "idle (no goal)"
+        self._last_diag_errors = errors
+        return st
+
+    def _publish_diagnostics(self) -> None:
+        if self._pub_diag is None:
+            return
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [self.diagnostics_status()]
+        self._pub_diag.publish(arr)
+
+    def _log_throttled(self, cause: str, text: str, error: bool = False) -> None:
+        suppressed = self._throttle.check(cause, time.monotonic())
+        if suppressed is None:
+            return
+        if suppressed:
+            text += f" ({suppressed} more of this cause since the last report)"
+        (self.get_logger().error if error else self.get_logger().warning)(text)
+
+
+class _TileError(RuntimeError):
+    """Tiling a frame set failed (counted apart from model errors)."""
+
+
+def _listdir(path: str) -> list[str]:
+    import os
+
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``ros2 run cosmos_ros planner_node``). Returns the process exit code.
+
+    Exit codes: 0 after a normal shutdown (Ctrl-C, ``ros2 lifecycle set ... shutdown`` or external), 1 when
+    ``autostart`` is on and configure/activate fails (the reason is logged at ERROR), 2 when the parameters
+    cannot even be declared (a value of the wrong type or out of range on the command line / params file).
+    """
+    rclpy.init(args=args)
+    node: PlannerNode | None = None
+    code = 0
+    try:
+        try:
+            node = PlannerNode()
+        except Exception as exc:  # rclpy's InvalidParameter*Exception for bad overrides
+            rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {type(exc).__name__}: {exc}")
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: configure failed (see above); exiting")
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: activate failed; exiting")
+                return 1
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node._release()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
