@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import cosmos_ros
+from tiny_model_fixture import tiny_model_dir, tiny_model_no_action_dir  # noqa: F401  (session fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 
