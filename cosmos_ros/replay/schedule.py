@@ -1,0 +1,214 @@
+"""When each recorded message is played, and under which name: the timing logic of replay, without ROS.
+
+The player (``cosmos_ros.replay.player``) only sleeps until ``play_time_s`` and publishes; everything that
+decides *what* is played *when* lives here so it can be tested with plain iterables.
+
+Timing model (the one ``ros2 bag play`` uses, made explicit):
+
+* ``begin_ns = bag start + start_offset_s``; messages received before ``begin_ns`` are skipped.
+* A message received at ``t`` in pass ``k`` (``k = 0`` unless looping) has the *bag-clock time*
+  ``sim_time_ns = t + k * period_ns`` with ``period_ns = (bag end - begin_ns) + loop_gap_s``, so the clock
+  keeps running forward across passes (what ``/clock`` publishes).
+* It is played ``play_time_s = (sim_time_ns - begin_ns) / 1e9 / rate`` seconds after playback starts.
+
+The payload is never touched: header stamps inside the messages stay as recorded (so with ``loop`` the
+stamps repeat while ``/clock`` moves on; consumers that check stamps against the clock see old data).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from cosmos_ros.replay.bag import BagInfo, BagMessage, normalize_topic
+from cosmos_ros.replay.errors import MissingTopicError
+
+_TOPIC_RE = re.compile(r"^/?[A-Za-z_~{][A-Za-z0-9_/{}~]*$")
+
+
+def parse_remap(text: str) -> tuple[str, str]:
+    """``"from:=to"`` -> ``("/from", "/to")`` (names made absolute, like bag topics).
+
+    Raises:
+        ValueError: Not of that form, or a name that is not a valid ROS topic name.
+    """
+    if text.count(":=") != 1:
+        raise ValueError(f"remap must be 'from:=to', got {text!r}")
+    src, dst = (s.strip() for s in text.split(":="))
+    for part in (src, dst):
+        if not _TOPIC_RE.match(part) or part.endswith("/") or "//" in part:
+            raise ValueError(f"remap {text!r}: {part!r} is not a valid topic name")
+    return normalize_topic(src), normalize_topic(dst)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to play and how fast.
+
+    Attributes:
+        topics: Bag topics to play; empty: all topics of the bag.
+        rate: Playback speed factor (2.0 plays twice as fast). > 0.
+        start_offset_s: Skip this much of the bag (seconds after its first message). >= 0.
+        loop: Start again after the last message, forever (the player stops on Ctrl-C or a duration limit).
+        loop_gap_s: Bag-clock time between the last message of one pass and the first of the next. >= 0.
+        remap: ``(from, to)`` pairs applied to bag topic names before publishing.
+    """
+
+    topics: tuple[str, ...] = ()
+    rate: float = 1.0
+    start_offset_s: float = 0.0
+    loop: bool = False
+    loop_gap_s: float = 0.0
+    remap: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rate, (int, float)) and math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"rate must be a finite number > 0, got {self.rate!r}")
+        if not (math.isfinite(self.start_offset_s) and self.start_offset_s >= 0):
+            raise ValueError(f"start_offset_s must be a finite number >= 0, got {self.start_offset_s}")
+        if not (math.isfinite(self.loop_gap_s) and self.loop_gap_s >= 0):
+            raise ValueError(f"loop_gap_s must be a finite number >= 0, got {self.loop_gap_s}")
+        sources = [normalize_topic(a) for a, _ in self.remap]
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"remap names a source topic twice: {self.remap}")
+
+
+@dataclass(frozen=True)
+class PlayedTopic:
+    """A bag topic and the name it is published under."""
+
+    bag_topic: str
+    out_topic: str
+    msgtype: str
+    transient_local: bool = False
+
+
+def select_topics(info: BagInfo, options: ReplayOptions) -> tuple[PlayedTopic, ...]:
+    """The topics to play, with their output names, sorted by bag topic.
+
+    Raises:
+        MissingTopicError: A requested or remapped topic is not in the bag (the message lists the bag's).
+        ValueError: Two topics of different types would be published under one name.
+    """
+    names = [info.topic(t).name for t in options.topics] if options.topics else sorted(info.topics)
+    remap = {normalize_topic(a): normalize_topic(b) for a, b in options.remap}
+    if unknown := sorted(set(remap) - set(names)):
+        raise MissingTopicError(
+            f"remap source(s) {unknown} are not among the played topics {names}; bag {info.path} has "
+            f"{sorted(info.topics)}"
+        )
+    played = tuple(
+        PlayedTopic(n, remap.get(n, n), info.topics[n].msgtype, info.topics[n].transient_local)
+        for n in sorted(set(names))
+    )
+    by_out: dict[str, str] = {}
+    for p in played:
+        if by_out.setdefault(p.out_topic, p.msgtype) != p.msgtype:
+            raise ValueError(
+                f"topic {p.out_topic!r} would carry two types: {by_out[p.out_topic]} and {p.msgtype}"
+            )
+    return played
+
+
+@dataclass(frozen=True)
+class ScheduledMessage:
+    """One publication.
+
+    Attributes:
+        play_time_s: Seconds after playback start at which to publish.
+        sim_time_ns: Bag-clock time of this message (what ``/clock`` shows when it is published).
+        bag_time_ns: Receive time recorded in the bag.
+        topic: Output topic (after remapping).
+        msgtype: ``pkg/msg/Name``.
+        data: Serialized message, as recorded.
+        loop_index: Pass number (0 without looping).
+    """
+
+    play_time_s: float
+    sim_time_ns: int
+    bag_time_ns: int
+    topic: str
+    msgtype: str
+    data: bytes
+    loop_index: int = 0
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The mapping between bag time and playback time for one bag and one set of options."""
+
+    begin_ns: int
+    end_ns: int
+    rate: float
+    period_ns: int
+
+    @classmethod
+    def of(cls, info: BagInfo, options: ReplayOptions) -> Timeline:
+        """Raises ValueError when ``start_offset_s`` lies beyond the bag's last message."""
+        begin = info.start_ns + round(options.start_offset_s * 1e9)
+        if info.message_count and begin > info.end_ns:
+            raise ValueError(
+                f"start_offset_s {options.start_offset_s} is past the bag's end ({info.duration_s:.3f} s)"
+            )
+        period = max(info.end_ns - begin, 0) + round(options.loop_gap_s * 1e9)
+        return cls(begin, info.end_ns, options.rate, max(period, 1))
+
+    def play_time_s(self, sim_time_ns: int) -> float:
+        return (sim_time_ns - self.begin_ns) / 1e9 / self.rate
+
+    def sim_time_ns(self, play_elapsed_s: float) -> int:
+        """Bag-clock time ``play_elapsed_s`` seconds into playback (for ``/clock`` between messages)."""
+        return self.begin_ns + round(play_elapsed_s * self.rate * 1e9)
+
+
+def build_schedule(
+    read: Callable[[], Iterable[BagMessage]],
+    info: BagInfo,
+    options: ReplayOptions,
+) -> Iterator[ScheduledMessage]:
+    """The publications, in order; endless when ``options.loop``.
+
+    Args:
+        read: Returns a fresh iterable of the bag's messages (all topics or only the played ones) each time
+            it is called; called once per pass, so a bag is streamed, never held in memory.
+        info: The bag's description (start/end times, topics).
+        options: What to play and how.
+
+    Raises:
+        MissingTopicError: From :func:`select_topics`, raised at the call, before anything is read.
+        ValueError: From :func:`select_topics` / :meth:`Timeline.of`, likewise at the call.
+    """
+    played, timeline = plan_replay(info, options)
+    return _schedule(read, played, timeline, options.loop)
+
+
+def plan_replay(info: BagInfo, options: ReplayOptions) -> tuple[tuple[PlayedTopic, ...], Timeline]:
+    """Validate a replay request against a bag: the played topics and the timeline (raises like above)."""
+
+    return select_topics(info, options), Timeline.of(info, options)
+
+
+def _schedule(
+    read: Callable[[], Iterable[BagMessage]],
+    played: tuple[PlayedTopic, ...],
+    timeline: Timeline,
+    loop: bool,
+) -> Iterator[ScheduledMessage]:
+    out = {p.bag_topic: p for p in played}
+    k = 0
+    while True:
+        emitted = False
+        for msg in read():
+            p = out.get(msg.topic)
+            if p is None or msg.time_ns < timeline.begin_ns:
+                continue
+            sim = msg.time_ns + k * timeline.period_ns
+            emitted = True
+            yield ScheduledMessage(
+                timeline.play_time_s(sim), sim, msg.time_ns, p.out_topic, p.msgtype, msg.data, k
+            )
+        if not loop or not emitted:  # an empty selection must not spin forever
+            return
+        k += 1
