@@ -1,0 +1,316 @@
+"""The demo: a bag replayed into planner -> safety -> controller topics, recorded, summarised and plotted.
+
+    ros2 run cosmos_ros demo                      # tiny random model (generated), demo bag (generated)
+    ros2 run cosmos_ros demo --model-path /models/Cosmos3-Nano --device cuda --backend fast --bag my_bag
+
+What runs: the planner node and the safety node as two real processes over DDS (the same executables
+`ros2 launch cosmos_ros planner.launch.py` starts), fed by the replay tool with the bag's camera, goal and
+joint-state topics and its clock (the nodes use sim time, so the bag's stamps are "now"); the replay tool
+records `action_sequence`, `safety_status` and the controller topic to a new mcap bag. Then this prints a
+summary and writes a PNG of planned versus streamed setpoints per axis.
+
+The default model is a tiny random-weight Cosmos 3 pipeline: its actions are noise. The demo shows the
+plumbing (conversion, inference, checking, clamping, streaming), not planning quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+COMMANDS_TOPIC = "/forward_position_controller/commands"
+
+
+@dataclass
+class DemoResult:
+    """What the demo saw, read back from the recorded bag (times in seconds of the bag's clock)."""
+
+    axis_names: tuple[str, ...]
+    plans: list[dict] = field(default_factory=list)  # plan_id, t0, dt, values [T, D], inference_time_s
+    statuses: list[dict] = field(default_factory=list)  # plan_id, decision, reasons, max_correction, t
+    setpoints: list[tuple[float, np.ndarray]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        decisions = Counter(s["decision"] for s in self.statuses if s["plan_id"] > 0)
+        reasons = Counter(r for s in self.statuses if s["plan_id"] > 0 for r in s["reasons"])
+        inference = [p["inference_time_s"] for p in self.plans]
+        # Plan latency: from the newest frame's capture (header stamp) to the safety node's decision.
+        stamp = {p["plan_id"]: p["stamp"] for p in self.plans}
+        latency = [s["t"] - stamp[s["plan_id"]] for s in self.statuses if s["plan_id"] in stamp]
+        return {
+            "plans": len(self.plans),
+            "accepted": decisions.get("accepted", 0),
+            "clamped": decisions.get("clamped", 0),
+            "rejected": decisions.get("rejected", 0),
+            "reasons": dict(reasons),
+            "setpoints_sent": len(self.setpoints),
+            "inference_time_s_median": float(np.median(inference)) if inference else None,
+            "capture_to_decision_s_median": float(np.median(latency)) if latency else None,
+        }
+
+
+def _decision_name(code: int) -> str:
+    return {1: "accepted", 2: "clamped", 3: "rejected"}.get(code, "none")
+
+
+def read_recording(bag_path: Path) -> DemoResult:
+    """Deserialize the recorded topics (rclpy's CDR, the same code the nodes use)."""
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import Float64MultiArray
+
+    from cosmos_ros.msg import ActionSequence, SafetyStatus
+    from cosmos_ros.nodes.conversions import msg_to_plan, time_to_sec
+    from cosmos_ros.replay.bag import Bag
+
+    result = DemoResult(axis_names=())
+    with Bag(bag_path) as bag:
+        for m in bag.messages():
+            t = m.time_ns * 1e-9
+            if m.topic.endswith("action_sequence"):
+                plan = msg_to_plan(deserialize_message(m.data, ActionSequence))
+                result.axis_names = plan.axis_names
+                result.plans.append(
+                    {
+                        "plan_id": plan.plan_id,
+                        "stamp": plan.stamp_s,
+                        "t0": plan.t0_s,
+                        "dt": plan.step_period_s,
+                        "values": plan.values,
+                        "inference_time_s": plan.inference_time_s,
+                    }
+                )
+            elif m.topic.endswith("safety_status"):
+                s = deserialize_message(m.data, SafetyStatus)
+                result.statuses.append(
+                    {
+                        "plan_id": int(s.plan_id),
+                        "decision": _decision_name(s.decision),
+                        "reasons": list(s.reasons),
+                        "max_correction": dict(zip(s.axis_names, s.max_correction, strict=False)),
+                        "t": time_to_sec(s.header.stamp) if s.header.stamp.sec else t,
+                    }
+                )
+            elif m.topic == COMMANDS_TOPIC:
+                result.setpoints.append((t, np.asarray(deserialize_message(m.data, Float64MultiArray).data)))
+    return result
+
+
+def plot(result: DemoResult, limits_path: Path, out_png: Path) -> None:
+    """Planned (dashed, one line per plan) versus streamed (solid) setpoints per axis; clamps marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cosmos_ros.safety.limits import load_limits
+
+    limits = {a.name: a for a in load_limits(limits_path).axes}
+    names = result.axis_names or tuple(limits)
+    t_ref = min([p["stamp"] for p in result.plans] + [t for t, _ in result.setpoints] or [0.0])
+    ncols = 2
+    nrows = (len(names) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 2.2 * nrows), sharex=True, squeeze=False)
+    sp_t = np.array([t for t, _ in result.setpoints]) - t_ref
+    sp_v = np.array([v for _, v in result.setpoints]) if result.setpoints else np.zeros((0, len(names)))
+    clamped_ids = {s["plan_id"] for s in result.statuses if s["decision"] == "clamped"}
+    rejected_ids = {s["plan_id"] for s in result.statuses if s["decision"] == "rejected"}
+    for i, name in enumerate(names):
+        ax = axes[i // ncols][i % ncols]
+        lim = limits.get(name)
+        for p in result.plans:
+            t = p["t0"] - t_ref + p["dt"] * np.arange(len(p["values"]))
+            style = ":" if p["plan_id"] in rejected_ids else "--"
+            ax.plot(t, p["values"][:, i], style, lw=0.8, color="tab:blue", alpha=0.6)
+            if lim is not None and p["plan_id"] in clamped_ids:
+                lo = -np.inf if lim.min_position is None else lim.min_position
+                hi = np.inf if lim.max_position is None else lim.max_position
+                out = (p["values"][:, i] < lo) | (p["values"][:, i] > hi)
+                ax.plot(t[out], p["values"][out, i], "x", color="tab:red", ms=4)
+        if len(sp_t) and sp_v.shape[1] > i:
+            ax.plot(sp_t, sp_v[:, i], "-", lw=1.4, color="black")
+        if lim is not None:
+            for bound in (lim.min_position, lim.max_position):
+                if bound is not None:
+                    ax.axhline(bound, color="tab:red", lw=0.6, alpha=0.5)
+            if lim.min_position is not None and lim.max_position is not None:
+                pad = 0.25 * (lim.max_position - lim.min_position)
+                ax.set_ylim(lim.min_position - pad, lim.max_position + pad)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for j in range(len(names), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    fig.suptitle(
+        "cosmos_ros demo: planned (dashed blue; dotted = rejected plan), streamed setpoints (black), "
+        "position bounds (red lines), planned points outside bounds (red x)\n"
+        "tiny RANDOM model: shows the plumbing, not planning quality",
+        fontsize=9,
+    )
+    for ax in axes[-1]:
+        ax.set_xlabel("time since first plan's frame (s, bag clock)", fontsize=8)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def _wait_active(peer: object, node_name: str, timeout: float) -> bool:
+    from lifecycle_msgs.srv import GetState
+
+    from cosmos_ros.testing.ros_harness import wait_until
+
+    cli = peer.node.create_client(GetState, f"/{node_name}/get_state")  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not cli.wait_for_service(timeout_sec=1.0):
+                continue
+            fut = cli.call_async(GetState.Request())
+            if wait_until(fut.done, timeout=5.0) and fut.result().current_state.label == "active":
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        peer.node.destroy_client(cli)  # type: ignore[attr-defined]
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    from ament_index_python.packages import get_package_share_directory
+
+    from cosmos_ros.replay.player import PlayerConfig, play
+    from cosmos_ros.replay.schedule import ReplayOptions
+    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    share = Path(get_package_share_directory("cosmos_ros"))
+    limits_path = Path(args.limits_file) if args.limits_file else share / "config/limits/arm7_joints.yaml"
+
+    model = args.model_path
+    if not model:
+        from cosmos_ros.tools.make_tiny_model import make_tiny_pipeline
+
+        model_dir = out / "tiny_model"
+        if not (model_dir / "model_index.json").exists():
+            print(f"[demo] generating the tiny random-weight Cosmos 3 pipeline in {model_dir}")
+            make_tiny_pipeline(model_dir, seed=0)
+        model = str(model_dir)
+    bag = Path(args.bag) if args.bag else out / "demo_bag"
+    if not args.bag and not bag.exists():
+        from cosmos_ros.tools.make_demo_bag import make_demo_bag
+
+        print(f"[demo] generating the demo bag in {bag}")
+        make_demo_bag(bag)
+    record = out / "recorded"
+    if record.exists():
+        shutil.rmtree(record)
+
+    domain = pick_domain_id()
+    planner_params = {
+        "model_path": model,
+        "action_space": args.action_space,
+        "backend": args.backend,
+        "device": args.device,
+        "dtype": args.dtype,
+        "num_inference_steps": args.steps,
+        "camera_topics": [args.camera_topic],
+        "goal_topic": "goal",
+        "max_plan_rate_hz": args.plan_rate,
+        "use_sim_time": True,
+    }
+    safety_params = {
+        "limits_file": str(limits_path),
+        "output_adapters": ["float64_multi_array"],
+        "float64_multi_array.topic": COMMANDS_TOPIC.lstrip("/"),
+        "measured_state_topic": "joint_states",
+        "use_sim_time": True,
+    }
+    nodes = [
+        NodeProcess("cosmos_ros.nodes.safety_node", domain, params=safety_params, params_files=[share / "config/safety.yaml"]),
+        NodeProcess(
+            "cosmos_ros.nodes.planner_node", domain, params=planner_params, params_files=[share / "config/planner.yaml"]
+        ),
+    ]
+    print(f"[demo] starting safety_node and planner_node (ROS_DOMAIN_ID={domain}, model {model})")
+    for n in nodes:
+        n.start()
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    try:
+        with TestPeer(domain, name="demo_supervisor") as peer:
+            for name, proc in (("safety_node", nodes[0]), ("planner_node", nodes[1])):
+                if not _wait_active(peer, name, timeout=args.startup_timeout):
+                    raise RuntimeError(f"{name} did not become active; its log:\n{proc.output()[-3000:]}")
+        print(f"[demo] replaying {bag} at rate {args.rate} (publishing /clock), recording outputs")
+        report = play(
+            bag,
+            ReplayOptions(topics=(args.camera_topic, "/goal", "/joint_states"), rate=args.rate),
+            PlayerConfig(
+                publish_clock=True,
+                record_path=record,
+                record_topics=(
+                    "/action_sequence:cosmos_ros/msg/ActionSequence",
+                    "/safety_status:cosmos_ros/msg/SafetyStatus",
+                    f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
+                ),
+                record_linger_s=args.linger,
+                wait_for_subscribers_s=10.0,
+            ),
+        )
+        print(report.summary())
+    finally:
+        for n in reversed(nodes):
+            code = n.stop()
+            if code not in (0, None, -2):
+                print(f"[demo] {n.module} exited with {code}; log tail:\n{n.output()[-2000:]}")
+    result = read_recording(report.record_path or record)
+    summary = result.summary()
+    png = out / "demo_setpoints.png"
+    plot(result, limits_path, png)
+    summary["plot"] = str(png)
+    summary["recording"] = str(report.record_path or record)
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="artifacts/demo", help="output directory (model, bag, recording, plot)")
+    p.add_argument("--model-path", default="", help="Cosmos 3 pipeline dir; empty: generate the tiny random one")
+    p.add_argument("--bag", default="", help="input bag; empty: generate the demo bag")
+    p.add_argument("--camera-topic", default="/camera/image_raw")
+    p.add_argument("--action-space", default="arm7_joints")
+    p.add_argument("--limits-file", default="", help="default: the package's config/limits/arm7_joints.yaml")
+    p.add_argument("--backend", default="fast", choices=("diffusers", "fast", "tensorrt"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--steps", type=int, default=8, help="denoising steps")
+    p.add_argument("--plan-rate", type=float, default=2.0, help="max plans per second (bag clock)")
+    p.add_argument("--rate", type=float, default=0.5, help="replay rate factor (slower gives CPU time)")
+    p.add_argument("--linger", type=float, default=3.0, help="seconds to keep recording after the bag")
+    p.add_argument("--startup-timeout", type=float, default=120.0)
+    args = p.parse_args(argv)
+    t0 = time.monotonic()
+    try:
+        summary = run_demo(args)
+    except Exception as exc:  # the demo is a user-facing command: one clear line, exit 1
+        print(f"[demo] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print("\n[demo] summary (tiny random model: plumbing, not planning quality)")
+    for k, v in summary.items():
+        print(f"  {k:32s} {v}")
+    print(f"[demo] done in {time.monotonic() - t0:.1f} s")
+    return 0 if summary["plans"] > 0 and summary["setpoints_sent"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
