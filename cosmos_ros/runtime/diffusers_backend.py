@@ -11,7 +11,8 @@ the pipeline's own step callback, which observe but never change the computation
 - ``denoise``: first transformer call -> end of the last scheduler step (``denoise_per_step`` = / steps);
 - ``decode_video``: VAE decoder forward time (0 when ``decode_video`` is off: ``output_type="latent"`` skips
   the decode entirely, which the stock pipeline allows);
-- ``total``: the whole call, including moving actions/frames to NumPy.
+- ``other``: ``total`` minus the stages above (post-loop bookkeeping, NumPy conversion);
+- ``total``: the whole call.
 On CUDA, timestamps are taken after ``torch.cuda.synchronize()`` so they measure the GPU work, not launches.
 """
 
@@ -167,6 +168,10 @@ class DiffusersPolicyBackend:
             if clock.last_step_end is not None and clock.steps:
                 timings["denoise"] = clock.last_step_end - clock.first_transformer_call
                 timings["denoise_per_step"] = timings["denoise"] / clock.steps
+                # Everything not attributed above (post-loop bookkeeping, moving outputs to NumPy).
+                timings["other"] = (
+                    timings["total"] - timings["prepare"] - timings["denoise"] - timings["decode_video"]
+                )
         return timings
 
 
