@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not importable (ROS 2 not installed or sourced)")
@@ -24,19 +25,13 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
+from cosmos_ros.images import compressed_msg_to_rgb, image_msg_to_rgb  # noqa: E402
 from cosmos_ros.replay import Bag, ReplayOptions, UnknownTypeError, bag_dir_for  # noqa: E402
 from cosmos_ros.replay.player import PlayerConfig, parse_record_topic, play  # noqa: E402
 from cosmos_ros.replay.types import ensure_type, make_typestore  # noqa: E402
 from cosmos_ros.tools.make_demo_bag import DemoBagConfig, make_demo_bag  # noqa: E402
 
-SMALL = {
-    "duration_s": 1.0,
-    "fps": 10.0,
-    "width": 64,
-    "height": 48,
-    "state_rate_hz": 20.0,
-    "compressed": False,
-}
+SMALL = {"duration_s": 1.0, "fps": 10.0, "width": 64, "height": 48, "state_rate_hz": 20.0}
 HAVE_OWN_MSGS = importlib.util.find_spec("cosmos_ros.msg") is not None
 
 
@@ -54,10 +49,18 @@ def own_domain() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("player") / "demo"
-    make_demo_bag(path, DemoBagConfig(**SMALL))
-    return path
+def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("player")
+    out = {}
+    for storage in ("mcap", "sqlite3"):
+        out[storage] = root / f"demo_{storage}"
+        make_demo_bag(out[storage], DemoBagConfig(storage=storage, **SMALL))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bag(bags: dict[str, Path]) -> Path:
+    return bags["mcap"]
 
 
 def bag_bytes(path: Path, topic: str) -> list[bytes]:
@@ -137,26 +140,44 @@ def peer() -> Iterator[Peer]:
     p.close()
 
 
-def test_publishes_recorded_bytes_with_timing_remap_and_clock(bag: Path, peer: Peer) -> None:
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_publishes_recorded_bytes_with_timing_remap_and_clock(
+    bags: dict[str, Path], peer: Peer, storage: str
+) -> None:
+    from rclpy.serialization import deserialize_message
     from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
 
+    bag = bags[storage]
     peer.listen(Image, "/cam0", raw=True)
+    peer.listen(CompressedImage, "/cam0/compressed", raw=True)
     peer.listen(String, "/goal", raw=True, latched=True)
     peer.listen(Clock, "/clock", best_effort=True)  # rclpy's own time source subscribes best effort
     options = ReplayOptions(
-        topics=("/camera/image_raw", "/goal"), rate=2.0, remap=(("/camera/image_raw", "/cam0"),)
+        topics=("/camera/image_raw", "/camera/image_raw/compressed", "/goal"),
+        rate=2.0,
+        remap=(("/camera/image_raw", "/cam0"), ("/camera/image_raw/compressed", "/cam0/compressed")),
     )
     report = play(bag, options, PlayerConfig(publish_clock=True, wait_for_subscribers_s=10.0))
     images, goals = bag_bytes(bag, "/camera/image_raw"), bag_bytes(bag, "/goal")
-    assert report.published == {"/cam0": len(images), "/goal": len(goals)}
+    jpegs = bag_bytes(bag, "/camera/image_raw/compressed")
+    assert report.published == {"/cam0": len(images), "/cam0/compressed": len(jpegs), "/goal": len(goals)}
     assert report.unmatched == () and not report.stopped_early
-    assert peer.wait_for(
-        lambda: len(peer.got("/cam0")) >= len(images) and len(peer.got("/goal")) >= len(goals), 5
-    )
+
+    def complete() -> bool:
+        return all(len(peer.got(t)) >= n for t, n in (("/cam0", 11), ("/cam0/compressed", 11), ("/goal", 2)))
+
+    assert peer.wait_for(complete, 5)
     assert peer.got("/cam0") == images  # same bytes, same order
+    assert peer.got("/cam0/compressed") == jpegs
     assert peer.got("/goal") == goals
+    # what arrives is a valid message: rclpy deserializes it and our converters read it
+    last = deserialize_message(peer.got("/cam0")[-1], Image)
+    last_jpeg = deserialize_message(peer.got("/cam0/compressed")[-1], CompressedImage)
+    rgb, dec = image_msg_to_rgb(last), compressed_msg_to_rgb(last_jpeg)
+    assert rgb.shape == dec.shape == (48, 64, 3)
+    assert np.abs(rgb.astype(int) - dec.astype(int)).mean() < 6
     # Recorded timing at rate 2: 1 s of bag plays in about 0.5 s (loose bounds: shared CPU).
     t = peer.times("/cam0")
     assert 0.35 < t[-1] - t[0] < 1.0, t[-1] - t[0]
