@@ -179,11 +179,8 @@ def image_to_rgb(
     if encoding == "rgb8":
         return np.array(view, order="C") if copy else view
     out = np.empty((height, width, 3), dtype=np.uint8)
-    if bpp == 1:
-        out[...] = view  # broadcast gray into R, G and B
-    else:
-        for dst, src in enumerate(rgb_index):
-            out[..., dst] = view[..., src]
+    for dst, src in enumerate(rgb_index):  # mono8: (0, 0, 0) replicates gray into R, G and B
+        out[..., dst] = view[..., src]
     return out
 
 
