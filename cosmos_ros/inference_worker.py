@@ -35,6 +35,7 @@ FRAMES_IGNORED = "frames_ignored"  # arrived while there was no goal or the work
 RESULTS_DISCARDED = "results_discarded"  # inference finished after its goal was replaced/withdrawn
 INFERENCES = "inferences"
 PLANS_DELIVERED = "plans_delivered"
+ERROR_HANDLER_FAILED = "error_handler_failed"  # on_error raised; the worker carries on regardless
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ class InferenceWorker(Generic[JobT, ResultT]):
             runs under the delivery lock, so it must be quick (publish) and must not call ``set_goal`` or
             ``set_active``.
         on_error: Called on the worker thread with ``(stage, job, exception)``; ``stage`` is ``"run"`` for the
-            model, ``"deliver"`` for ``on_result``. The worker keeps running after either.
+            model, ``"deliver"`` for ``on_result``. The worker keeps running after either, and also when
+            ``on_error`` itself raises (counted as ``error_handler_failed``).
         config: Rate limit and polling.
         counters: Where counts go; pass the node's so diagnostics see one set.
         clock: Monotonic seconds; tests pass a fake.
@@ -354,7 +356,7 @@ class InferenceWorker(Generic[JobT, ResultT]):
         try:
             result = self._run(pending.job, goal)
         except Exception as exc:  # a model failure must never end the worker
-            self._on_error("run", pending.job, exc)
+            self._report("run", pending.job, exc)
             return
         finished = self._clock()
         timing = WorkTiming(pending.submitted_s, started, finished)
@@ -368,9 +370,15 @@ class InferenceWorker(Generic[JobT, ResultT]):
             try:
                 self._on_result(pending.job, goal, result, timing)
             except Exception as exc:
-                self._on_error("deliver", pending.job, exc)
+                self._report("deliver", pending.job, exc)
                 return
         self.counters.add(PLANS_DELIVERED)
+
+    def _report(self, stage: str, job: JobT, exc: BaseException) -> None:
+        try:
+            self._on_error(stage, job, exc)
+        except Exception:  # the error handler itself failed (e.g. logging): count it, keep the thread alive
+            self.counters.add(ERROR_HANDLER_FAILED)
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no job is pending and none runs (tests, shutdown). Returns False on timeout."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cosmos_ros.inference_worker import (
+    ERROR_HANDLER_FAILED,
     FRAMES_DROPPED,
     FRAMES_IGNORED,
     INFERENCES,
@@ -279,6 +280,32 @@ def test_delivery_exception_is_reported_and_worker_continues() -> None:
         worker.submit("ok")
         assert _wait(lambda: delivered == ["ok"])
         assert worker.counters.get(PLANS_DELIVERED) == 1
+    finally:
+        assert worker.stop(TIMEOUT)
+
+
+def test_failing_error_handler_does_not_end_the_worker() -> None:
+    delivered: list[Any] = []
+
+    def run(job: Any, goal: str) -> Any:
+        if job == "bad":
+            raise RuntimeError("model failed")
+        return job
+
+    def on_error(stage: str, job: Any, exc: BaseException) -> None:
+        raise ValueError("logging is broken too")
+
+    worker: InferenceWorker[Any, Any] = InferenceWorker(
+        run, lambda j, g, r, t: delivered.append(j), on_error, WorkerConfig(1000.0, 0.01)
+    )
+    worker.start()
+    try:
+        worker.set_active(True)
+        worker.set_goal("g")
+        worker.submit("bad")
+        assert _wait(lambda: worker.counters.get(ERROR_HANDLER_FAILED) == 1)
+        worker.submit("ok")
+        assert _wait(lambda: delivered == ["ok"])
     finally:
         assert worker.stop(TIMEOUT)
 

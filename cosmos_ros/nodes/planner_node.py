@@ -841,7 +841,11 @@ class PlannerNode(LifecycleNode):
             return
         if suppressed:
             text += f" ({suppressed} more of this cause since the last report)"
-        (self.get_logger().error if error else self.get_logger().warning)(text)
+        # Two call sites on purpose: rclpy caches a logging call site's severity and raises if it changes.
+        if error:
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
 
 
 class _TileError(RuntimeError):
