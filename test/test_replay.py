@@ -386,3 +386,101 @@ def test_cli_corrupt_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     bad.write_bytes(b"nope")
     assert replay_cli.main([str(bad), "--list"]) == 2
     assert "cannot open bag" in capsys.readouterr().err
+
+
+# --- a bag in the layout `ros2 bag record` writes on Humble -------------------------------------------------
+
+HUMBLE_QOS = """- history: 3
+  depth: 0
+  reliability: 1
+  durability: {durability}
+  deadline:
+    sec: 2147483647
+    nsec: 4294967295
+  lifespan:
+    sec: 2147483647
+    nsec: 4294967295
+  liveliness: 1
+  liveliness_lease_duration:
+    sec: 2147483647
+    nsec: 4294967295
+  avoid_ros_namespace_conventions: false"""
+
+
+def write_humble_style_bag(path: Path, messages: list[tuple[int, str, str, bytes]]) -> None:
+    """Metadata version 5 and sqlite3 schema version 3 (topics with offered_qos_profiles, no message
+    definitions), file ``<name>_0.db3``: Humble's rosbag2 layout, written by hand (no rosbag2 here)."""
+    import sqlite3
+
+    import yaml
+
+    path.mkdir()
+    db_name = f"{path.name}_0.db3"
+    topics = {}
+    for _, topic, msgtype, _ in messages:
+        topics.setdefault(topic, (len(topics) + 1, msgtype))
+    con = sqlite3.connect(path / db_name)
+    con.executescript(
+        "CREATE TABLE schema(schema_version INTEGER PRIMARY KEY, ros_distro TEXT NOT NULL);"
+        "INSERT INTO schema VALUES (3, 'humble');"
+        "CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, "
+        "serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL);"
+        "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, "
+        "timestamp INTEGER NOT NULL, data BLOB NOT NULL);"
+        "CREATE INDEX timestamp_idx ON messages (timestamp ASC);"
+    )
+    for topic, (tid, msgtype) in topics.items():
+        qos = HUMBLE_QOS.format(durability=1 if topic == "/goal" else 2)
+        con.execute("INSERT INTO topics VALUES (?, ?, ?, 'cdr', ?)", (tid, topic, msgtype, qos))
+    con.executemany(
+        "INSERT INTO messages(topic_id, timestamp, data) VALUES (?, ?, ?)",
+        [(topics[topic][0], t, data) for t, topic, _, data in messages],
+    )
+    con.commit()
+    con.close()
+    start, end = messages[0][0], messages[-1][0]
+    counts = {t: sum(m[1] == t for m in messages) for t in topics}
+    meta = {
+        "rosbag2_bagfile_information": {
+            "version": 5,
+            "storage_identifier": "sqlite3",
+            "duration": {"nanoseconds": end - start},
+            "starting_time": {"nanoseconds_since_epoch": start},
+            "message_count": len(messages),
+            "topics_with_message_count": [
+                {
+                    "topic_metadata": {
+                        "name": topic,
+                        "type": msgtype,
+                        "serialization_format": "cdr",
+                        "offered_qos_profiles": HUMBLE_QOS.format(durability=1 if topic == "/goal" else 2),
+                    },
+                    "message_count": counts[topic],
+                }
+                for topic, (_, msgtype) in topics.items()
+            ],
+            "compression_format": "",
+            "compression_mode": "",
+            "relative_file_paths": [db_name],
+            "files": [
+                {
+                    "path": db_name,
+                    "starting_time": {"nanoseconds_since_epoch": start},
+                    "duration": {"nanoseconds": end - start},
+                    "message_count": len(messages),
+                }
+            ],
+        }
+    }
+    (path / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+def test_humble_layout_sqlite3_bag_reads_like_ours(tmp_path: Path, bags: dict[str, Path]) -> None:
+    ref = all_messages(bags["mcap"])
+    write_humble_style_bag(tmp_path / "humble", ref)
+    info, ref_info = read_info(tmp_path / "humble"), read_info(bags["mcap"])
+    assert info.storage == "sqlite3" and info.topics == ref_info.topics  # incl. the latched /goal
+    assert (info.start_ns, info.end_ns) == (ref_info.start_ns, ref_info.end_ns)
+    assert all_messages(tmp_path / "humble") == ref
+    opts = ReplayOptions(rate=3.0, start_offset_s=0.1)
+    assert schedule(tmp_path / "humble", opts) == schedule(bags["mcap"], opts)
