@@ -106,6 +106,17 @@ def test_corrupt_weights_fail_at_load_naming_the_path(model_copy: Path) -> None:
         load_pipeline(model_copy)
 
 
+def test_guardrail_requested_without_its_package_is_an_import_error(tiny_model_dir: Path) -> None:
+    try:
+        import cosmos_guardrail  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip(reason="cosmos_guardrail is installed here, so enabling it cannot fail")
+    with pytest.raises(ImportError, match="cosmos_guardrail"):
+        load_pipeline(tiny_model_dir, enable_safety_checker=True)
+
+
 def test_check_model_dir_returns_the_index(tiny_model_dir: Path) -> None:
     index = check_model_dir(tiny_model_dir)
     assert index["transformer"] == ["diffusers", "Cosmos3OmniTransformer"]

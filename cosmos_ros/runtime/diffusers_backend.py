@@ -63,8 +63,11 @@ class DiffusersPolicyBackend:
 
     name = "diffusers"
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, guardrail: bool = True) -> None:
         self.pipe = pipe
+        # Passed as the pipeline's enable_safety_check: runs the Cosmos guardrail (text check of the goal,
+        # video check of decoded frames) only if the loaded pipeline has a safety checker attached.
+        self.guardrail = bool(guardrail)
         self._lock = threading.Lock()
 
     @property
@@ -124,7 +127,7 @@ class DiffusersPolicyBackend:
                         guidance_scale=float(request.guidance_scale),
                         generator=generator,
                         output_type="np" if request.decode_video else "latent",
-                        enable_safety_check=False,
+                        enable_safety_check=self.guardrail,
                         callback_on_step_end=on_step_end,
                     )
                 # 4. Outputs to NumPy.
@@ -175,8 +178,16 @@ class DiffusersPolicyBackend:
         return timings
 
 
-def make_diffusers_backend(pipe: Any, **options: Any) -> DiffusersPolicyBackend:
-    """Backend factory for the runtime's registry (``backend="diffusers"``); takes no options."""
+def make_diffusers_backend(pipe: Any, guardrail: bool = True, **options: Any) -> DiffusersPolicyBackend:
+    """Backend factory for the runtime's registry (``backend="diffusers"``).
+
+    Args:
+        pipe: A loaded pipeline (``cosmos_ros.runtime.loader.load_pipeline``).
+        guardrail: Run the pipeline's safety checker when one is attached (see the class).
+
+    Raises:
+        ValueError: Unknown option.
+    """
     if options:
-        raise ValueError(f"the diffusers backend takes no options, got {sorted(options)}")
-    return DiffusersPolicyBackend(pipe)
+        raise ValueError(f"unknown diffusers backend options {sorted(options)}; valid: ['guardrail']")
+    return DiffusersPolicyBackend(pipe, guardrail=guardrail)

@@ -174,6 +174,7 @@ def load_pipeline(
     device: Any = "cpu",
     dtype: Any = "float32",
     required_width: int | None = None,
+    enable_safety_checker: bool | None = None,
 ) -> Any:
     """Load a ``Cosmos3OmniPipeline`` from a local directory, offline, validated for policy use.
 
@@ -183,6 +184,9 @@ def load_pipeline(
         dtype: ``float32``, ``bfloat16`` or ``float16`` (or a ``torch.dtype``).
         required_width: Raw width of the action domain to be served; the transformer's ``action_dim`` must be
             at least this (``None`` skips the width check, not the ``action_gen`` check).
+        enable_safety_checker: Override the checkpoint's ``enable_safety_checker`` (the Cosmos guardrail,
+            which needs the ``cosmos_guardrail`` package). ``None`` keeps the checkpoint's choice, so turning
+            the guardrail off is always an explicit decision of the caller.
 
     Returns:
         The pipeline, on ``device``, with the progress bar disabled.
@@ -190,6 +194,7 @@ def load_pipeline(
     Raises:
         ModelLoadError: Missing/incomplete/corrupt directory, wrong class, no action support, too narrow.
         ValueError: Bad ``device`` or ``dtype``.
+        ImportError: The checkpoint enables the guardrail but ``cosmos_guardrail`` is not installed.
     """
     root = Path(path)
     check_model_dir(root)
@@ -199,8 +204,13 @@ def load_pipeline(
 
     from diffusers import DiffusionPipeline
 
+    overrides: dict[str, Any] = {}
+    if enable_safety_checker is not None:
+        overrides["enable_safety_checker"] = bool(enable_safety_checker)
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(root), local_files_only=True, dtype=torch_dtype)
+        pipe = DiffusionPipeline.from_pretrained(
+            str(root), local_files_only=True, dtype=torch_dtype, **overrides
+        )
     except ImportError:
         raise
     except Exception as exc:  # diffusers raises many types; name the path, keep the cause

@@ -187,6 +187,7 @@ class PolicyRuntime:
         options: PolicyOptions | Mapping[str, Any] | None = None,
         backend_options: Mapping[str, Any] | None = None,
         profile_dirs: Iterable[str | Path] | None = None,
+        enable_safety_checker: bool | None = None,
     ) -> PolicyRuntime:
         """Validate everything, load the model, build the backend.
 
@@ -202,6 +203,7 @@ class PolicyRuntime:
             options: ``PolicyOptions`` or a mapping of its fields.
             backend_options: Keyword arguments for the backend factory.
             profile_dirs: Where to look up profile names (default: the package's config directories).
+            enable_safety_checker: Override the checkpoint's Cosmos guardrail setting (``None`` keeps it).
 
         Raises:
             ValueError: Bad option, profile, device or dtype, or a profile whose width does not match its
@@ -223,7 +225,13 @@ class PolicyRuntime:
                 f"has raw width {width}"
             )
         factory = backend if callable(backend) else get_backend_factory(backend)
-        pipe = load_pipeline(model_path, device=device, dtype=dtype, required_width=width)
+        pipe = load_pipeline(
+            model_path,
+            device=device,
+            dtype=dtype,
+            required_width=width,
+            enable_safety_checker=enable_safety_checker,
+        )
         be = factory(pipe, **dict(backend_options or {}))
         return cls(backend=be, profile=prof, options=opts, model_id=str(model_path))
 
