@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("diffusers", reason="loading a Cosmos 3 pipeline needs diffusers")
 pytest.importorskip("accelerate", reason="diffusers needs accelerate to load Cosmos3OmniTransformer")
 
-import tiny_model_fixture
 
 from cosmos_ros.runtime.loader import (
     ModelLoadError,
@@ -19,10 +18,6 @@ from cosmos_ros.runtime.loader import (
     load_pipeline,
     validate_pipeline,
 )
-
-# Until test/conftest.py provides these session fixtures, take them from the fixture module.
-tiny_model_dir = tiny_model_fixture.tiny_model_dir
-tiny_model_no_action_dir = tiny_model_fixture.tiny_model_no_action_dir
 
 
 @pytest.fixture

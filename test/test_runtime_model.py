@@ -15,17 +15,12 @@ import pytest
 pytest.importorskip("diffusers", reason="the runtime needs diffusers to run Cosmos 3")
 pytest.importorskip("accelerate", reason="diffusers needs accelerate to load Cosmos3OmniTransformer")
 
-import tiny_model_fixture
 import torch
 
 from cosmos_ros.action_space import ActionBlock, ActionSpaceProfile, Normalization
 from cosmos_ros.runtime.loader import ModelLoadError
 from cosmos_ros.runtime.options import PolicyOptions
 from cosmos_ros.runtime.policy import PolicyRuntime
-
-# Until test/conftest.py provides these session fixtures, take them from the fixture module.
-tiny_model_dir = tiny_model_fixture.tiny_model_dir
-tiny_model_no_action_dir = tiny_model_fixture.tiny_model_no_action_dir
 
 SMALL = PolicyOptions(num_inference_steps=2, chunk_size=4, seed=0)
 GOAL = "pick up the red cup"
@@ -155,6 +150,19 @@ def test_guidance_runs_the_unconditional_pass(tiny_model_dir: Path, umi_plan) ->
 def test_bad_inputs_raise_before_the_model_runs(runtimes, image, goal, match) -> None:
     with pytest.raises(ValueError, match=match):
         runtimes["umi_pose_gripper"].plan(image, goal)
+
+
+def test_read_only_and_strided_images_plan_like_normal_ones(runtimes, umi_plan) -> None:
+    ro = _image()
+    ro.flags.writeable = False  # e.g. a view of a ROS message buffer
+    np.testing.assert_array_equal(
+        runtimes["umi_pose_gripper"].plan(ro, GOAL).raw_actions, umi_plan.raw_actions
+    )
+    wide = np.repeat(_image(), 2, axis=1)[:, ::2]  # non-contiguous view with the same pixels
+    assert not wide.flags.c_contiguous
+    np.testing.assert_array_equal(
+        runtimes["umi_pose_gripper"].plan(wide, GOAL).raw_actions, umi_plan.raw_actions
+    )
 
 
 def test_to_plan(umi_plan) -> None:

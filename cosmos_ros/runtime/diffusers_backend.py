@@ -103,12 +103,15 @@ class DiffusersPolicyBackend:
                 # 2. Explicit generator on the CPU: the initial noise is then the same on every device, so
                 # backends and machines can be compared on one seed.
                 generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+                image = request.image
+                if not image.flags.writeable or not image.flags.c_contiguous:
+                    image = np.array(image, order="C")  # torch.from_numpy needs a writable, contiguous array
                 condition = CosmosActionCondition(
                     mode="policy",
                     chunk_size=request.chunk_size,
                     domain_name=request.domain_name,
                     resolution_tier=request.resolution_tier,
-                    image=request.image,
+                    image=image,
                     view_point=request.view_point,
                 )
 
