@@ -17,7 +17,11 @@ from diffusers import DiffusionPipeline  # noqa: E402
 from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition  # noqa: E402
 
 from cosmos_ros.runtime.backend import PolicyRequest  # noqa: E402
-from cosmos_ros.runtime.fast import FastPolicyBackend, relative_l2  # noqa: E402
+from cosmos_ros.runtime.fast import (  # noqa: E402
+    FastPolicyBackend,
+    linear_sampler_coefficients,
+    relative_l2,
+)
 from cosmos_ros.tools.make_tiny_model import make_tiny_pipeline  # noqa: E402
 
 TOL = 1e-5
@@ -162,3 +166,22 @@ def test_rejects_pipeline_without_actions(tmp_path):
 def test_rejects_wrong_dtype(pipe):
     with pytest.raises(ValueError, match="dtype"):
         FastPolicyBackend(pipe, dtype=torch.bfloat16)
+
+
+def test_sampler_coefficients_reproduce_the_scheduler(pipe):
+    """The precomputed linear form of the pipeline's UniPC scheduler gives the scheduler's own trajectory."""
+    import copy
+
+    steps = 12
+    a, b, timesteps = linear_sampler_coefficients(pipe.scheduler, steps)
+    sched = copy.deepcopy(pipe.scheduler)
+    sched.set_timesteps(steps, device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, 3, 5, 4, generator=gen)
+    vs = [torch.randn(1, 3, 5, 4, generator=gen) for _ in range(steps)]
+    x = x0
+    for i, t in enumerate(sched.timesteps):
+        x = sched.step(vs[i].unsqueeze(0), t, x.unsqueeze(0), return_dict=False)[0].squeeze(0)
+        ours = a[i] * x0.double() + sum(b[i, j] * vs[j].double() for j in range(i + 1))
+        assert relative_l2(ours.numpy(), x.numpy()) < 1e-6, f"step {i}"
+    assert b[-1, 0] != 0 and np.all(b[np.triu_indices(steps, 1)] == 0)  # causal, and not trivially zero

@@ -1,0 +1,587 @@
+"""GPU benchmark: stock ``Cosmos3OmniPipeline`` policy call vs the fast backend, side by side, in one run.
+
+Why this shape: the speed claim of the fast path (issue 6) is only worth something next to the stock call on
+the same card, the same random weights and the same inputs, with the agreement of their outputs and the
+hardware floor printed beside it. Cosmos 3 weights are not available, so the model is built with random
+weights at Cosmos 3 Nano's published size directly on the GPU (no save/load). Random weights say nothing about
+planning quality; they do fix every shape, byte and FLOP that decides latency.
+
+What it prints, per resolution tier:
+- per-plan latency (median, min, max of ``--repeats`` plans after one warm-up) for stock (``output_type=
+  "latent"``, i.e. no video decode, the cheapest stock way to get actions), fast (CUDA graph) and fast eager;
+- per-stage times (stock: transformer per step, VAE encode, measured with synchronising hooks on a separate
+  call; fast: the backend's own stage timings);
+- peak GPU memory of each path;
+- agreement: relative L2 of the action tensor fast vs stock (same seed), and of the first decoded frame;
+- the floor: weight bytes read per step / HBM bandwidth + FLOPs per step / peak bf16 rate, times the steps.
+
+Usage (GPU machine): ``python -m cosmos_ros.tools.bench_fast --out bench/fast_inference_<device>_<date>.txt``.
+``--size small`` builds a small model that also runs on CPU (a smoke test of this script, not a benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Published figures used for the floor (dense bf16 tensor-core peak, HBM bandwidth), by device-name fragment.
+# Sources: NVIDIA H100 / H200 datasheets (SXM parts).
+_DEVICE_PEAKS = {
+    "H200": (989e12, 4.8e12),
+    "H100": (989e12, 3.35e12),
+}
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Transformer and VAE sizes of the benchmarked model."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    action_dim: int
+    vocab: int
+    vae_base_dim: int
+    vae_decoder_base_dim: int
+    vae_dim_mult: tuple[int, ...]
+    vae_res_blocks: int
+    z_dim: int
+
+    def __post_init__(self) -> None:
+        if self.heads % self.kv_heads != 0:
+            raise ValueError(f"heads must be a multiple of kv_heads, got {self.heads} and {self.kv_heads}")
+
+
+NANO = ModelSize(
+    name="Cosmos 3 Nano size (random weights)",
+    hidden=4096,
+    layers=36,
+    heads=32,
+    kv_heads=8,
+    head_dim=128,
+    ffn=12288,
+    action_dim=64,
+    vocab=151936,
+    # Wan 2.2 VAE (the 16x spatial / 4x temporal, 48-channel VAE Cosmos 3 uses).
+    vae_base_dim=160,
+    vae_decoder_base_dim=256,
+    vae_dim_mult=(1, 2, 4, 4),
+    vae_res_blocks=2,
+    z_dim=48,
+)
+SMALL = ModelSize(
+    name="small (script smoke test)",
+    hidden=128,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    head_dim=32,
+    ffn=256,
+    action_dim=64,
+    vocab=1000,
+    vae_base_dim=8,
+    vae_decoder_base_dim=8,
+    vae_dim_mult=(1, 1, 1, 1),
+    vae_res_blocks=1,
+    z_dim=48,
+)
+
+
+def _word_tokenizer(sample_texts: list[str]) -> Any:
+    """A word-level tokenizer with a chat template, built in-process.
+
+    Why words: the prompt length drives the stock call's cost (it pushes the text through every layer at every
+    step). A byte-level tokenizer would make the prompt ~4x longer than Qwen's BPE does; splitting on words and
+    punctuation runs gives a count close to BPE's for this JSON prompt. The benchmark prints the count.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()
+    words: set[str] = set()
+    for text in sample_texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(text))
+    vocab = {"[UNK]": 0}
+    for w in sorted(words):
+        vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|vision_start|>", "<|vision_end|>"],
+    )
+    fast.chat_template = (
+        "{% for message in messages %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+    return fast
+
+
+def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any:
+    """Random-weight ``Cosmos3OmniPipeline`` built directly on ``device`` (no files)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        Cosmos3OmniPipeline,
+        Cosmos3OmniTransformer,
+        UniPCMultistepScheduler,
+    )
+
+    torch.manual_seed(0)
+    # Build in the target dtype: Nano in fp32 (61 GB) plus its bf16 copy would not fit an 80 GB card.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    with torch.device(device):
+        tr = Cosmos3OmniTransformer(
+            hidden_size=size.hidden,
+            num_hidden_layers=size.layers,
+            num_attention_heads=size.heads,
+            num_key_value_heads=size.kv_heads,
+            head_dim=size.head_dim,
+            intermediate_size=size.ffn,
+            latent_channel=size.z_dim,
+            patch_latent_dim=size.z_dim * 4,
+            vocab_size=size.vocab,
+            action_gen=True,
+            action_dim=size.action_dim,
+            rope_axes_dim=[
+                size.head_dim // 2 - 2 * (size.head_dim * 5 // 32),
+                *[size.head_dim * 5 // 32] * 2,
+            ],
+        )
+        # The per-domain action projections are nn.Embedding (N(0, 1)); give them Linear-like fan-in scaling so
+        # random actions stay O(1) over 30 steps.
+        for proj in (tr.action_proj_in, tr.action_proj_out):
+            proj.fc.weight.data.normal_(0.0, 1.0 / math.sqrt(proj.input_size))
+            proj.bias.weight.data.zero_()
+        tr = tr.to(dtype)
+        tr.time_embedder.float()  # the model keeps it in fp32 (_keep_in_fp32_modules)
+        vae = AutoencoderKLWan(
+            base_dim=size.vae_base_dim,
+            decoder_base_dim=size.vae_decoder_base_dim,
+            z_dim=size.z_dim,
+            dim_mult=list(size.vae_dim_mult),
+            num_res_blocks=size.vae_res_blocks,
+            temperal_downsample=[False, True, True],
+            is_residual=True,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            latents_mean=[0.0] * size.z_dim,
+            latents_std=[1.0] * size.z_dim,
+        ).to(dtype)
+    torch.set_default_dtype(default_dtype)
+    tr.eval()
+    vae.eval()
+    sched = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0, num_train_timesteps=1000
+    )
+    # Tokenizer vocabulary from the rendered prompts (words outside it map to [UNK]; counts are unaffected).
+    import json
+
+    samples = [prompt, json.dumps({"x": prompt}), "You are a helpful assistant who will generate videos"]
+    pipe = Cosmos3OmniPipeline(
+        transformer=tr,
+        text_tokenizer=_word_tokenizer(samples),
+        vae=vae,
+        scheduler=sched,
+        enable_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def gen_pathway_params(tr: Any) -> tuple[int, int]:
+    """(parameters read by one fast step, parameters of the text pathway read once per plan)."""
+    gen = 0
+    und = 0
+    for layer in tr.layers:
+        a = layer.self_attn
+        for m in (a.add_q_proj, a.add_k_proj, a.add_v_proj, a.to_add_out, a.norm_added_q, a.norm_added_k):
+            gen += sum(p.numel() for p in m.parameters())
+        gen += sum(p.numel() for p in layer.mlp_moe_gen.parameters())
+        gen += sum(p.numel() for p in layer.input_layernorm_moe_gen.parameters())
+        gen += sum(p.numel() for p in layer.post_attention_layernorm_moe_gen.parameters())
+        for m in (a.to_q, a.to_k, a.to_v, a.to_out, layer.mlp, layer.input_layernorm):
+            und += sum(p.numel() for p in m.parameters())
+    gen += sum(p.numel() for p in tr.proj_in.parameters()) + sum(p.numel() for p in tr.proj_out.parameters())
+    return gen, und
+
+
+def floor_seconds(
+    tr: Any,
+    n_gen: int,
+    n_und: int,
+    steps: int,
+    peak_flops: float,
+    bandwidth: float,
+    bytes_per_param: float = 2.0,
+) -> dict[str, float]:
+    """Hardware floor of one plan: weights streamed once per step at ``bandwidth``, FLOPs at ``peak_flops``."""
+    cfg = tr.config
+    gen_p, und_p = gen_pathway_params(tr)
+    layer_linear = 0
+    a = tr.layers[0].self_attn
+    for m in (a.add_q_proj, a.add_k_proj, a.add_v_proj, a.to_add_out):
+        layer_linear += m.weight.numel()
+    layer_linear += sum(p.numel() for p in tr.layers[0].mlp_moe_gen.parameters())
+    attn_flops = 4 * n_gen * (n_gen + n_und) * cfg.num_attention_heads * cfg.head_dim  # QK^T and PV
+    flops_step = cfg.num_hidden_layers * (2 * n_gen * layer_linear + attn_flops)
+    kv_bytes = cfg.num_hidden_layers * 2 * (n_und + n_gen) * cfg.num_attention_heads * cfg.head_dim * 2
+    bytes_step = gen_p * bytes_per_param + kv_bytes
+    step = bytes_step / bandwidth + flops_step / peak_flops
+    prefill = und_p * bytes_per_param / bandwidth
+    return {
+        "gen_params": gen_p,
+        "und_params": und_p,
+        "bytes_step": bytes_step,
+        "flops_step": flops_step,
+        "step_s": step,
+        "plan_s": steps * step + prefill,
+    }
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class _StageHooks:
+    """Synchronising timers around the stock pipeline's transformer and VAE calls (one instrumented call)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.times: dict[str, list[float]] = {"transformer": [], "vae_encode": [], "vae_decode": []}
+        self._handles: list[Any] = []
+        self._t0 = 0.0
+        self._orig: dict[str, Any] = {}
+        self.pipe = pipe
+
+    def __enter__(self) -> _StageHooks:
+        tr = self.pipe.transformer
+
+        def pre(_m: Any, _a: Any, _k: Any = None) -> None:
+            _sync()
+            self._t0 = time.perf_counter()
+
+        def post(_m: Any, _a: Any, _o: Any, _k: Any = None) -> None:
+            _sync()
+            self.times["transformer"].append(time.perf_counter() - self._t0)
+
+        self._handles = [tr.register_forward_pre_hook(pre), tr.register_forward_hook(post)]
+        vae = self.pipe.vae
+        for name, key in (("encode", "vae_encode"), ("decode", "vae_decode")):
+            orig = getattr(vae, name)
+            self._orig[name] = orig
+
+            def wrapped(*a: Any, _orig: Any = orig, _key: str = key, **k: Any) -> Any:
+                _sync()
+                t = time.perf_counter()
+                out = _orig(*a, **k)
+                _sync()
+                self.times[_key].append(time.perf_counter() - t)
+                return out
+
+            setattr(vae, name, wrapped)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        for name, orig in self._orig.items():
+            setattr(self.pipe.vae, name, orig)
+
+
+def stock_call(pipe: Any, req: Any, output_type: str = "latent") -> Any:
+    import torch
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
+
+    cond = CosmosActionCondition(
+        mode="policy",
+        chunk_size=req.chunk_size,
+        domain_name=req.domain_name,
+        resolution_tier=req.resolution_tier,
+        image=req.image,
+        view_point=req.view_point,
+    )
+    return pipe(
+        req.prompt,
+        action=cond,
+        num_inference_steps=req.num_inference_steps,
+        guidance_scale=req.guidance_scale,
+        fps=req.fps,
+        generator=torch.Generator("cpu").manual_seed(req.seed),
+        output_type=output_type,
+        enable_safety_check=False,
+    )
+
+
+def _timed(fn: Any, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        _sync()
+        t = time.perf_counter()
+        fn()
+        _sync()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _peak(fn: Any) -> float:
+    import torch
+
+    if not torch.cuda.is_available():
+        return float("nan")
+    _sync()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    _sync()
+    return torch.cuda.max_memory_allocated() / 2**30
+
+
+def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    import torch
+
+    from cosmos_ros.runtime.backend import PolicyRequest
+    from cosmos_ros.runtime.fast import FastPolicyBackend, relative_l2
+
+    img = np.random.default_rng(0).integers(0, 256, (hw[0], hw[1], 3), dtype=np.uint8)
+    req = PolicyRequest(
+        image=img,
+        prompt=args.prompt,
+        domain_name="bridge_orig_lerobot",
+        chunk_size=args.chunk,
+        resolution_tier=tier,
+        num_inference_steps=args.steps,
+        guidance_scale=1.0,
+        seed=0,
+    )
+    fast = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=True)
+    nocache = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=False)
+    eager = FastPolicyBackend(pipe, use_cuda_graph=False, use_compile=False, cache_text=False)
+    res: dict[str, Any] = {"tier": tier, "hw": hw}
+
+    # Stock: warm-up, instrumented call for stages, then timed calls.
+    stock_call(pipe, req)
+    with _StageHooks(pipe) as hooks:
+        _sync()
+        t = time.perf_counter()
+        stock_out = stock_call(pipe, req)
+        _sync()
+        res["stock_instrumented_s"] = time.perf_counter() - t
+    res["stock_stages"] = hooks.times
+    res["stock"] = _timed(lambda: stock_call(pipe, req), args.repeats)
+    res["stock_peak_gib"] = _peak(lambda: stock_call(pipe, req))
+    stock_actions = stock_out.action[0].float().numpy()
+
+    # Fast (CUDA graph): the first plan captures the graph; report it apart.
+    _sync()
+    t = time.perf_counter()
+    first = fast.run(req)
+    _sync()
+    res["fast_first_s"] = time.perf_counter() - t
+    runs: list[Any] = []
+    res["fast"] = _timed(lambda: runs.append(fast.run(req)), args.repeats)
+    res["fast_stages"] = {k: statistics.median(r.timings[k] for r in runs) for k in runs[0].timings}
+    res["fast_peak_gib"] = _peak(lambda: fast.run(req))
+    res["graph_errors"] = list(fast.graph_errors)
+    nocache.run(req)
+    res["nocache"] = _timed(lambda: nocache.run(req), max(3, args.repeats // 2))
+    res["graph_errors"] += list(nocache.graph_errors)
+    eager.run(req)
+    res["eager"] = _timed(lambda: eager.run(req), max(2, args.repeats // 2))
+    res["rel_l2_actions"] = relative_l2(runs[-1].actions, stock_actions)
+    res["rel_l2_actions_first_vs_last"] = relative_l2(first.actions, runs[-1].actions)
+    res["rel_l2_eager"] = relative_l2(eager.run(req).actions, stock_actions)
+    res["action_norm"] = float(np.linalg.norm(stock_actions))
+
+    # Video agreement (first decoded frame), once per tier: stock decodes, fast decodes on request.
+    if args.video:
+        vreq = PolicyRequest(**{**req.__dict__, "decode_video": True})
+        sv = stock_call(pipe, req, output_type="np")
+        stock_u8 = np.clip(np.round(np.asarray(sv.video) * 255.0), 0, 255).astype(np.uint8)
+        fv = fast.run(vreq)
+        assert fv.video is not None
+        res["rel_l2_frame0"] = relative_l2(fv.video[0].astype(np.float64), stock_u8[0].astype(np.float64))
+        res["rel_l2_video"] = relative_l2(fv.video.astype(np.float64), stock_u8.astype(np.float64))
+        res["fast_decode_s"] = fv.timings.get("decode_video", float("nan"))
+
+    n_und, n_gen = fast.last_sequence_lengths
+    res["n_und"], res["n_gen"] = n_und, n_gen
+    log(
+        f"  tier {tier} done: stock median {statistics.median(res['stock']):.3f}s fast {statistics.median(res['fast']):.3f}s"
+    )
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return res
+
+
+def _fmt_stats(xs: list[float]) -> str:
+    return f"{statistics.median(xs) * 1e3:8.1f} ms (min {min(xs) * 1e3:.1f}, max {max(xs) * 1e3:.1f}, n={len(xs)})"
+
+
+def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, header: str) -> str:
+    import torch
+
+    buf = io.StringIO()
+    p = lambda s="": print(s, file=buf)  # noqa: E731
+    p(header)
+    peak_flops, bw_spec = (float("nan"), float("nan"))
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    for k, v in _DEVICE_PEAKS.items():
+        if k in name:
+            peak_flops, bw_spec = v
+    bw_meas = args.measured_bw
+    for r in results:
+        tier, hw = r["tier"], r["hw"]
+        stock_med = statistics.median(r["stock"])
+        fast_med = statistics.median(r["fast"])
+        p()
+        p(
+            f"== tier {tier}: {hw[0]}x{hw[1]} input, chunk {args.chunk}, {args.steps} steps, guidance 1.0, actions only"
+        )
+        p(f"   sequence: {r['n_und']} text tokens, {r['n_gen']} generation tokens (vision + action)")
+        p(f"   stock diffusers (output_type=latent) : {_fmt_stats(r['stock'])}")
+        p(f"   fast (CUDA graph)                     : {_fmt_stats(r['fast'])}")
+        if r["graph_errors"]:
+            p(f"   (CUDA graph capture FAILED, fast ran eagerly: {r['graph_errors'][0]})")
+        p(f"   fast, first plan (compile + capture)  : {r['fast_first_s'] * 1e3:8.1f} ms")
+        p(f"   fast, new goal every plan (no K/V hit): {_fmt_stats(r['nocache'])}")
+        p(f"   fast eager (no graph, no compile)     : {_fmt_stats(r['eager'])}")
+        p(f"   speed-up fast vs stock (median)       : {stock_med / fast_med:8.2f}x")
+        p(f"   speed-up eager vs stock (median)      : {stock_med / statistics.median(r['eager']):8.2f}x")
+        st = r["stock_stages"]
+        tr_t = st["transformer"]
+        p(
+            f"   stock stages (1 instrumented call, {r['stock_instrumented_s'] * 1e3:.0f} ms): transformer "
+            f"{statistics.median(tr_t) * 1e3:.1f} ms/step x {len(tr_t)} = {sum(tr_t) * 1e3:.0f} ms; "
+            f"VAE encode {sum(st['vae_encode']) * 1e3:.1f} ms; rest {(r['stock_instrumented_s'] - sum(tr_t) - sum(st['vae_encode'])) * 1e3:.0f} ms"
+        )
+        fs = r["fast_stages"]
+        p("   fast stages (median): " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in fs.items()))
+        p(f"   fast denoise per step                 : {fs['denoise'] / args.steps * 1e3:8.2f} ms")
+        p(
+            f"   peak GPU memory: stock {r['stock_peak_gib']:.2f} GiB, fast {r['fast_peak_gib']:.2f} GiB (weights included)"
+        )
+        p(
+            f"   agreement (relative L2 vs stock, same seed): actions fast {r['rel_l2_actions']:.3e}, "
+            f"eager {r['rel_l2_eager']:.3e} (|stock actions| = {r['action_norm']:.3g}); "
+            f"fast first vs later plan {r['rel_l2_actions_first_vs_last']:.1e}"
+        )
+        if "rel_l2_frame0" in r:
+            p(
+                f"   agreement with video decoded: first frame {r['rel_l2_frame0']:.3e}, whole video "
+                f"{r['rel_l2_video']:.3e}; fast VAE decode {r['fast_decode_s'] * 1e3:.1f} ms"
+            )
+        for label, bw in (("spec", bw_spec), ("measured copy", bw_meas)):
+            if not (bw == bw and peak_flops == peak_flops):
+                continue
+            f = floor_seconds(pipe.transformer, r["n_gen"], r["n_und"], args.steps, peak_flops, bw)
+            p(
+                f"   floor ({label} {bw / 1e12:.2f} TB/s, {peak_flops / 1e12:.0f} TFLOP/s bf16): "
+                f"{f['bytes_step'] / 1e9:.2f} GB + {f['flops_step'] / 1e12:.2f} TFLOP per step -> "
+                f"{f['step_s'] * 1e3:.2f} ms/step, {f['plan_s'] * 1e3:.0f} ms/plan; fast is "
+                f"{fast_med / f['plan_s']:.2f}x the floor"
+            )
+    return buf.getvalue()
+
+
+def measure_bandwidth() -> float:
+    """Device-to-device copy bandwidth (bytes read + written per second), median of 5 copies of 2 GiB."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return float("nan")
+    a = torch.empty(2**30, dtype=torch.bfloat16, device="cuda")
+    b = torch.empty_like(a)
+    for _ in range(2):
+        b.copy_(a)
+    ts = []
+    for _ in range(5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        b.copy_(a)
+        e.record()
+        e.synchronize()
+        ts.append(s.elapsed_time(e) / 1e3)
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * 2**31 / statistics.median(ts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=("nano", "small"), default="nano")
+    parser.add_argument("--tiers", default="256,480", help="comma list of 256 (256x256 input), 480 (480x640)")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--chunk", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5, help="timed plans per path (median reported)")
+    parser.add_argument("--no-video", dest="video", action="store_false", help="skip the decoded-frame check")
+    parser.add_argument(
+        "--prompt", default="pick up the red cube and place it in the blue bowl", help="goal text"
+    )
+    parser.add_argument("--out", default=None, help="also write the report to this file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    size = NANO if args.size == "nano" else SMALL
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    args.measured_bw = measure_bandwidth()
+    t = time.perf_counter()
+    pipe = build_pipeline(size, device, dtype, args.prompt)
+    _sync()
+    n_params = sum(p.numel() for p in pipe.transformer.parameters())
+    log(f"built {size.name}: {n_params / 1e9:.2f} B transformer params in {time.perf_counter() - t:.1f}s")
+    import diffusers
+
+    dev_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    header = (
+        f"cosmos_ros fast-inference benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
+        f"device: {dev_name}; torch {torch.__version__}; diffusers {diffusers.__version__}; dtype {dtype}\n"
+        f"model: {size.name}: hidden {size.hidden}, {size.layers} layers, {size.heads} query / {size.kv_heads} KV "
+        f"heads, head_dim {size.head_dim}, FFN {size.ffn}, action_dim {size.action_dim}, vocab {size.vocab}: "
+        f"{n_params / 1e9:.2f} B transformer parameters; Wan 2.2-size VAE (z_dim {size.z_dim}).\n"
+        f"random weights: latency and agreement only, no planning quality. measured D2D copy bandwidth "
+        f"{args.measured_bw / 1e12:.2f} TB/s"
+    )
+    tiers = {256: (256, 256), 480: (480, 640)}
+    results = []
+    for tier in (int(x) for x in args.tiers.split(",")):
+        results.append(run_tier(pipe, tier, tiers[tier], args, log))
+    text = report(results, pipe, args, header)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
