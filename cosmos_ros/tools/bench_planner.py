@@ -16,6 +16,7 @@ Usage: ``bench_planner [--model DIR] [--profile umi_pose_gripper] [--repeats 5] 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -90,6 +91,8 @@ def model_section(args: argparse.Namespace) -> tuple[list[tuple[str, float, floa
             f"steps={args.steps} guidance={args.guidance} decode_video={args.decode_video}"
         ),
         "repeats": f"{args.repeats} (after {args.warmup} warm-up)",
+        # Shared machines: a load above the core count means the numbers include waiting for a CPU.
+        "load_avg_1min": f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
     }
     return rows, context
 
