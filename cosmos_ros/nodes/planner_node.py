@@ -26,6 +26,7 @@ and logged once per cause and then at most every ``log_throttle_s``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import re
 import time
@@ -408,7 +409,7 @@ def make_image_converter(
         ), "cosmos_ros.images (compressed)"
     if cv_bridge_module is None:
         try:
-            import cv_bridge as cv_bridge_module
+            cv_bridge_module = importlib.import_module("cv_bridge")
         except ImportError:
             cv_bridge_module = None
     if cv_bridge_module is None:
@@ -518,17 +519,8 @@ class PlannerNode(LifecycleNode):
             log.error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
         try:
-            from cosmos_ros.runtime.policy import PolicyRuntime
-
             t0 = time.monotonic()
-            runtime = PolicyRuntime.from_config(
-                cfg.model_path,
-                device=cfg.device,
-                dtype=cfg.dtype,
-                profile=cfg.action_space,
-                backend=cfg.backend,
-                options=cfg.options,
-            )
+            runtime = self._make_runtime(cfg)
         except Exception as exc:  # loader, profile, backend import: all end configure with their message
             log.error(
                 f"configure failed: cannot load the policy from {cfg.model_path!r}: "
@@ -571,6 +563,23 @@ class PlannerNode(LifecycleNode):
         self.worker.start()
         self._configured = True
         return TransitionCallbackReturn.SUCCESS
+
+    def _make_runtime(self, cfg: PlannerConfig) -> Any:
+        """Load the policy (``PolicyRuntime.from_config``); raises with the loader's message on failure.
+
+        A method so the overhead benchmark (``cosmos_ros.tools.bench_planner_node``) can put a stand-in model
+        behind the real node; nothing in the node itself ever replaces it.
+        """
+        from cosmos_ros.runtime.policy import PolicyRuntime
+
+        return PolicyRuntime.from_config(
+            cfg.model_path,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            profile=cfg.action_space,
+            backend=cfg.backend,
+            options=cfg.options,
+        )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         assert self.worker is not None and self.frames is not None
@@ -716,13 +725,17 @@ class PlannerNode(LifecycleNode):
         runtime = self.runtime
         if cfg is None or runtime is None:
             raise RuntimeError("planner is not configured")
+        return runtime.plan(self._prepare_image(job, cfg), goal)
+
+    def _prepare_image(self, job: _Job, cfg: PlannerConfig) -> np.ndarray:
+        """The conditioning image of a frame set: tiled (or selected), writable."""
         try:
             image = tile(job.frame_set, cfg.tile_mode)
         except Exception as exc:
             raise _TileError(str(exc)) from exc
         if not image.flags.writeable:
             image = image.copy()  # torch warns on (and may not take) read-only views of message buffers
-        return runtime.plan(image, goal)
+        return image
 
     def _deliver(self, job: _Job, goal: str, result: Any, timing: WorkTiming) -> None:
         cfg = self.config
