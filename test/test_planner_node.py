@@ -21,7 +21,11 @@ from typing import Any
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Path as PathMsg
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -128,6 +132,29 @@ class PlannerRig:
         )
         assert self.proc.alive(), self.proc.output()[-3000:]
         return found()
+
+    def change_state(self, transition: int, timeout: float = 30.0) -> bool:
+        """Request a lifecycle transition over the node's change_state service; True if it succeeded."""
+        client = self.peer.node.create_client(ChangeState, f"{self.ns}/{self.node_name}/change_state")
+        try:
+            assert client.wait_for_service(timeout_sec=10.0), "no change_state service"
+            fut = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            assert wait_until(fut.done, timeout), f"transition {transition} timed out"
+            return bool(fut.result().success)
+        finally:
+            self.peer.node.destroy_client(client)
+
+    def set_param(self, name: str, value: int) -> tuple[bool, str]:
+        client = self.peer.node.create_client(SetParameters, f"{self.ns}/{self.node_name}/set_parameters")
+        try:
+            assert client.wait_for_service(timeout_sec=10.0), "no set_parameters service"
+            req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            fut = client.call_async(req)
+            assert wait_until(fut.done, 10.0), "set_parameters timed out"
+            res = fut.result().results[0]
+            return bool(res.successful), str(res.reason)
+        finally:
+            self.peer.node.destroy_client(client)
 
     def stamps_planned(self) -> list[float]:
         return [time_to_sec(m.header.stamp) for m in self.plans.messages]
@@ -306,6 +333,38 @@ class TestSingleCamera:
         time.sleep(0.3)
         logged = single.proc.output().count("rejected (encoding)") - lines_before
         assert 0 <= logged <= 2, f"{logged} log lines for 10 rejections within ~0.1 s (log_throttle_s 0.5)"
+
+    def test_lifecycle_deactivate_activate_cleanup_configure(self, single: PlannerRig) -> None:
+        single.set_goal("sort the parts")
+        assert single.change_state(Transition.TRANSITION_DEACTIVATE)
+        assert wait_until(lambda: single.diag().get("active") == "False", 10)
+        s_inactive = next_stamp()
+        single.send("cam", image_msg(s_inactive))
+        # Parameters are read at configure: refused while configured, with the reason.
+        ok, reason = single.set_param("max_goal_length", 64)
+        assert not ok and "configured" in reason
+        time.sleep(2.0)
+        assert s_inactive not in single.stamps_planned()
+        # Re-activation keeps the goal.
+        assert single.change_state(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: single.diag().get("active") == "True", 10)
+        assert single.diag().get("goal") == "sort the parts"
+        s1 = next_stamp()
+        single.send("cam", image_msg(s1))
+        single.wait_plan_with_stamp(s1)
+        # Cleanup frees the model; configure loads it again; the plan ids keep increasing (checked below).
+        assert single.change_state(Transition.TRANSITION_DEACTIVATE)
+        assert single.change_state(Transition.TRANSITION_CLEANUP)
+        assert single.set_param("max_goal_length", 64) == (True, "")
+        n_diag = len(single.diags)
+        assert single.change_state(Transition.TRANSITION_CONFIGURE, timeout=STARTUP_S)
+        assert single.change_state(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: len(single.diags) > n_diag and single.diag().get("active") == "True", 30)
+        assert single.diag().get("goal") == ""  # a fresh configuration starts without a goal
+        single.set_goal("sort the parts")
+        s2 = next_stamp()
+        single.send("cam", image_msg(s2))
+        single.wait_plan_with_stamp(s2)
 
     def test_plan_ids_increase_from_1_and_diagnostics_count_them(self, single: PlannerRig) -> None:
         ids = [m.plan_id for m in single.plans.messages]
