@@ -123,7 +123,10 @@ def test_demo_bag_content(bags: dict[str, Path]) -> None:
     goal = next(store.deserialize_cdr(d, t) for _, topic, t, d in msgs if topic == "/goal")
     assert goal.data == GOAL
     js = next(store.deserialize_cdr(d, t) for _, topic, t, d in msgs if topic == "/joint_states")
-    assert list(js.name)[:7] == [f"panda_joint{i}" for i in range(1, 8)] and len(js.position) == 9
+    assert list(js.name)[:7] == [f"panda_joint{i}" for i in range(1, 8)] and len(js.position) == 10
+    # the arm7_joints gripper axis, measured: the opening between the two fingers (their sum, m)
+    assert list(js.name)[7:] == ["panda_finger_joint1", "panda_finger_joint2", "gripper"]
+    assert js.position[9] == pytest.approx(js.position[7] + js.position[8]) and js.position[9] > 0
     pose = next(store.deserialize_cdr(d, t) for _, topic, t, d in msgs if topic == "/ee_pose")
     assert pose.header.frame_id == "panda_link0"
 
@@ -158,6 +161,24 @@ def test_start_offset_skips_and_restarts_the_clock(bags: dict[str, Path]) -> Non
     assert len(s) == sum(m.bag_time_ns >= info.start_ns + 5 * 10**8 for m in full)
     with pytest.raises(ValueError, match="past the bag's end"):
         schedule(bags["mcap"], ReplayOptions(start_offset_s=5.0))
+
+
+def test_end_offset_and_throttle_choose_messages_by_bag_time_only(bags: dict[str, Path]) -> None:
+    info = read_info(bags["mcap"])
+    full = schedule(bags["mcap"], ReplayOptions())
+    cut = schedule(bags["mcap"], ReplayOptions(end_offset_s=0.5))
+    assert cut == [m for m in full if m.bag_time_ns <= info.start_ns + 5 * 10**8] and len(cut) < len(full)
+    # throttle: camera frames (10 fps, +2 ms) at least 0.3 s apart -> 0.0, 0.3, 0.6, 0.9 s; others untouched
+    cam = "/camera/image_raw"
+    thr = schedule(bags["mcap"], ReplayOptions(throttle=((cam.lstrip("/"), 0.3),)))
+    frames = [m.bag_time_ns - info.start_ns for m in thr if m.topic == cam]
+    assert frames == [2_000_000 + k * 300_000_000 for k in range(4)]
+    assert [m for m in thr if m.topic != cam] == [m for m in full if m.topic != cam]
+    # each loop pass throttles the same way
+    looped = schedule(bags["mcap"], ReplayOptions(topics=(cam,), throttle=((cam, 0.3),), loop=True), n=8)
+    assert [m.bag_time_ns for m in looped[4:]] == [m.bag_time_ns for m in looped[:4]]
+    with pytest.raises(MissingTopicError, match="throttled"):
+        schedule(bags["mcap"], ReplayOptions(topics=("/goal",), throttle=((cam, 0.3),)))
 
 
 def test_loop_continues_the_clock(bags: dict[str, Path]) -> None:
@@ -212,6 +233,10 @@ def test_missing_topic_and_bad_remap(bags: dict[str, Path]) -> None:
         ({"start_offset_s": -1.0}, "start_offset_s"),
         ({"loop_gap_s": -0.1}, "loop_gap_s"),
         ({"remap": (("/a", "/b"), ("a", "/c"))}, "twice"),
+        ({"end_offset_s": 0.5, "start_offset_s": 0.5}, "end_offset_s"),
+        ({"end_offset_s": float("inf")}, "end_offset_s"),
+        ({"throttle": (("/a", 0.0),)}, "throttle interval"),
+        ({"throttle": (("/a", 1.0), ("a", 2.0))}, "twice"),
     ],
 )
 def test_options_validation(kwargs: dict, match: str) -> None:

@@ -29,7 +29,7 @@ from cosmos_ros.images import compressed_msg_to_rgb, image_msg_to_rgb  # noqa: E
 from cosmos_ros.replay import Bag, ReplayOptions, UnknownTypeError, bag_dir_for  # noqa: E402
 from cosmos_ros.replay.player import PlayerConfig, parse_record_topic, play  # noqa: E402
 from cosmos_ros.replay.types import ensure_type, make_typestore  # noqa: E402
-from cosmos_ros.tools.make_demo_bag import DemoBagConfig, make_demo_bag  # noqa: E402
+from cosmos_ros.tools.make_demo_bag import START_NS, DemoBagConfig, make_demo_bag  # noqa: E402
 
 SMALL = {"duration_s": 1.0, "fps": 10.0, "width": 64, "height": 48, "state_rate_hz": 20.0}
 HAVE_OWN_MSGS = importlib.util.find_spec("cosmos_ros.msg") is not None
@@ -304,3 +304,162 @@ def test_player_config_validation() -> None:
     assert parse_record_topic("/echo") == ("/echo", None)
     with pytest.raises(UnknownTypeError):
         parse_record_topic("/x:Bad")
+
+
+# --- lockstep ----------------------------------------------------------------------------------------------
+
+
+class SlowModel:
+    """Stands in for planner + safety: takes each frame, 'works' WORK_S of wall time, then answers on /ack
+    with the bag clock it saw when it answered; and, like a sim-time timer, answers every /clock value on the
+    10 ms grid with a Float64 'setpoint' carrying that clock value."""
+
+    WORK_S = 0.3
+
+    def __init__(self, peer: Peer) -> None:
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64, String
+
+        self.clock_ns = 0
+        self.frames: list[int] = []  # bag clock at each frame's arrival
+        self.ack_clocks: list[int] = []
+        self._lock = threading.Lock()
+        node = peer.node
+        self.ack_pub = node.create_publisher(String, "/ack", 10)
+        self.tick_pub = node.create_publisher(Float64, "/tick", 10)
+        node.create_subscription(Clock, "/clock", self._on_clock, 10)
+        node.create_subscription(Image, "/camera/image_raw", self._on_frame, 10)
+        self._String, self._Float64 = String, Float64
+        self._workers: list[threading.Thread] = []
+
+    def _on_clock(self, msg: Any) -> None:
+        t = msg.clock.sec * 10**9 + msg.clock.nanosec
+        with self._lock:
+            self.clock_ns = t
+        if t % 10_000_000 == 0:
+            self.tick_pub.publish(self._Float64(data=t * 1e-9))
+
+    def _on_frame(self, msg: Any) -> None:
+        with self._lock:
+            self.frames.append(self.clock_ns)
+
+        def work() -> None:
+            time.sleep(self.WORK_S)
+            with self._lock:
+                self.ack_clocks.append(self.clock_ns)
+                seen = self.clock_ns
+            self.ack_pub.publish(self._String(data=f"plan {seen}"))
+
+        w = threading.Thread(target=work, daemon=True)
+        w.start()
+        self._workers.append(w)
+
+
+def test_lockstep_freezes_the_clock_while_the_model_works(bag: Path, peer: Peer, tmp_path: Path) -> None:
+    from rosgraph_msgs.msg import Clock
+
+    from cosmos_ros.replay.player import Lockstep
+
+    model = SlowModel(peer)
+    peer.listen(Clock, "/clock")
+    options = ReplayOptions(topics=("/camera/image_raw",), throttle=(("/camera/image_raw", 0.5),))
+    lock = Lockstep(
+        trigger_topics=("/camera/image_raw",), ack_topic="/ack:std_msgs/msg/String", timeout_s=10.0
+    )
+    report = play(
+        bag,
+        options,
+        PlayerConfig(publish_clock=True, wait_for_subscribers_s=10.0, lockstep=lock, record_linger_s=0.0),
+    )
+    frame_times = [START_NS + 2_000_000 + k * 500_000_000 for k in range(3)]  # throttled: 0, 0.5, 1.0 s
+    assert report.published == {"/camera/image_raw": 3}
+    assert report.lockstep_pauses == 3 and report.lockstep_timeouts == 0, report.summary()
+    assert report.lockstep_wait_s >= 3 * SlowModel.WORK_S
+    # The model saw each frame at its bag time and answered with the clock still there (frozen while working).
+    assert peer.wait_for(lambda: len(model.ack_clocks) == 3, 5.0)
+    assert model.frames == frame_times and model.ack_clocks == frame_times
+    # And the clock resumed where it stopped: no jump by the pause length (0.3 s) after any frame.
+    clocks = [c.clock.sec * 10**9 + c.clock.nanosec for c in peer.got("/clock")]
+    assert clocks == sorted(clocks)
+    gaps = np.diff(clocks)
+    assert gaps.max() < 150_000_000, gaps.max()  # 100 Hz clock at rate 1: ~10 ms, never the 300 ms pause
+
+
+def test_lockstep_timeouts_are_counted(bag: Path, peer: Peer) -> None:
+    from cosmos_ros.replay.player import Lockstep
+
+    SlowModel(peer)
+    options = ReplayOptions(topics=("/camera/image_raw",), throttle=(("/camera/image_raw", 0.5),))
+    lock = Lockstep(
+        trigger_topics=("/camera/image_raw",),
+        ack_topic="/ack:std_msgs/msg/String",
+        ack_filter=lambda msg: msg.data.startswith("nothing matches this"),
+        timeout_s=0.5,
+    )
+    report = play(bag, options, PlayerConfig(publish_clock=True, wait_for_subscribers_s=10.0, lockstep=lock))
+    assert report.lockstep_pauses == 3 and report.lockstep_timeouts == 3
+    assert "3 timed out" in report.summary()
+
+
+def test_stepped_lockstep_stamps_each_tick_with_its_grid_time(bag: Path, peer: Peer, tmp_path: Path) -> None:
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import Float64
+
+    from cosmos_ros.replay.player import Lockstep
+
+    model = SlowModel(peer)
+    out = tmp_path / "ticks"
+    options = ReplayOptions(
+        topics=("/camera/image_raw", "/joint_states"),
+        end_offset_s=0.6,
+        throttle=(("/camera/image_raw", 0.5),),
+    )
+    lock = Lockstep(
+        trigger_topics=("/camera/image_raw",),
+        ack_topic="/ack:std_msgs/msg/String",
+        timeout_s=10.0,
+        clock_step_s=0.01,
+        tick_topic="/tick:std_msgs/msg/Float64",
+    )
+    report = play(
+        bag,
+        options,
+        PlayerConfig(
+            publish_clock=True,
+            wait_for_subscribers_s=10.0,
+            lockstep=lock,
+            record_path=out,
+            record_topics=("/tick:std_msgs/msg/Float64",),
+            record_linger_s=0.1,
+        ),
+    )
+    assert report.lockstep_timeouts == 0 and report.lockstep_pauses == 2, report.summary()
+    # The start, then 0.6 s of bag + 0.1 s linger on a 10 ms grid: one step per grid point, each answered.
+    assert report.clock_steps == 71 and report.tick_timeouts == 0, report.summary()
+    assert model.ack_clocks == [START_NS + 2_000_000, START_NS + 502_000_000]
+    with Bag(out) as rec:
+        ticks = [(m.time_ns, deserialize_message(m.data, Float64).data) for m in rec.messages()]
+    assert len(ticks) == 71
+    # Every answer was recorded at exactly the grid time it answered (value = that bag time).
+    assert all(abs(t * 1e-9 - v) < 1e-6 for t, v in ticks), ticks[:5]
+    assert [t for t, _ in ticks] == [START_NS + 10_000_000 * k for k in range(71)]
+
+
+def test_lockstep_validation(bag: Path) -> None:
+    from cosmos_ros.replay.player import Lockstep
+
+    with pytest.raises(ValueError, match="trigger_topics"):
+        Lockstep(trigger_topics=(), ack_topic="/ack")
+    with pytest.raises(ValueError, match="timeout_s"):
+        Lockstep(trigger_topics=("/camera/image_raw",), ack_topic="/ack", timeout_s=0)
+    with pytest.raises(ValueError, match="tick_topic needs clock_step_s"):
+        Lockstep(trigger_topics=("/camera/image_raw",), ack_topic="/ack", tick_topic="/tick")
+    with pytest.raises(ValueError, match="clock_step_s"):
+        Lockstep(trigger_topics=("/camera/image_raw",), ack_topic="/ack", clock_step_s=-1.0)
+    lock = Lockstep(trigger_topics=("camera/image_raw",), ack_topic="/ack")
+    assert lock.trigger_topics == ("/camera/image_raw",)
+    with pytest.raises(ValueError, match="publish_clock"):
+        PlayerConfig(lockstep=lock)
+    with pytest.raises(ValueError, match="not among the played topics"):
+        play(bag, ReplayOptions(topics=("/goal",)), PlayerConfig(publish_clock=True, lockstep=lock))

@@ -7,9 +7,15 @@ and any type with an importable Python class plays. With ``publish_clock`` it al
 (``rosgraph_msgs/Clock``) at a fixed rate so nodes using ``use_sim_time`` follow the bag's clock. Record
 topics are subscribed with ``raw=True`` and written by :class:`~cosmos_ros.replay.recorder.BagRecorder`.
 
+With a :class:`Lockstep` the playback is no longer paced by the wall clock alone: after each message of a
+trigger topic (the camera) the player freezes ``/clock`` until the node under test answers (a plan, a safety
+decision) or a timeout passes, so a model that takes 2 s on one machine and 20 s on another sees the same
+frames at the same bag times and its outputs carry the same stamps; see :class:`Lockstep` for what exactly is
+then deterministic. That is what regression tests against a golden file need (``cosmos_ros.testing``).
+
 Threads: the caller's thread runs the timing loop and publishes; one executor thread services the record
-subscriptions. Every wait has a timeout; :func:`play` returns after the last message (plus
-``record_linger_s``), after ``duration_s``, or when ``stop`` is set.
+and acknowledgement subscriptions. Every wait has a timeout; :func:`play` returns after the last message
+(plus ``record_linger_s``), after ``duration_s``, or when ``stop`` is set.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +32,91 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 
 from cosmos_ros.replay.bag import Bag, normalize_topic
 from cosmos_ros.replay.errors import MissingTopicError, ReplayError
 from cosmos_ros.replay.recorder import BagRecorder
 from cosmos_ros.replay.schedule import PlayedTopic, ReplayOptions, build_schedule, plan_replay
 from cosmos_ros.replay.types import import_msg_class, split_type
+
+
+@dataclass(frozen=True)
+class Lockstep:
+    """Deterministic timing for replays into slow nodes: the bag clock waits for the nodes' answers.
+
+    Why: with a real clock, which camera frame a model gets, how stale its plan is on arrival and where the
+    setpoint stream stands when it lands all depend on how fast the machine is. In lockstep the player, after
+    publishing a message of a ``trigger_topics`` topic, stops advancing ``/clock`` until a message passing
+    ``ack_filter`` arrives on ``ack_topic`` (or ``timeout_s`` of wall time passes), then carries on from the
+    same bag time. Sim time is frozen while the model runs.
+
+    What is then deterministic, for nodes that use sim time (``use_sim_time``):
+
+    * Plans: each trigger message is planned (give the planner a ``max_plan_rate_hz`` that does not drop
+      frames, and play at most one frame per plan, e.g. with ``ReplayOptions.throttle``): same frames + same
+      seed + same weights -> the same values, and stamps that come from the frames' headers.
+    * Safety decisions: the plan reaches the safety node while its clock shows the trigger's bag time, so
+      staleness, skipped steps, clamps and per-plan ``max_correction`` are the same on every run. Use
+      the safety node's status (``/safety_status``, ``plan_id > 0``) as the ack, not the plan itself: the
+      pause then lasts until the plan has been *checked*, not merely published.
+    * Setpoints: the safety node's timer fires on ``/clock`` updates, and its rate limiter integrates over
+      the times of its ticks. With ``clock_step_s`` the player advances ``/clock`` on a fixed grid of bag time
+      (multiples of ``clock_step_s``; make it the control period) and, with ``tick_topic``, waits after each
+      step until the setpoint of that tick arrives, so every tick sees exactly one grid time and every
+      recorded setpoint carries the bag time of its tick. Without a tick acknowledgement, ``/clock`` follows
+      the wall clock and the ticks happen whenever the node gets to them: compare setpoints resampled at fixed
+      bag times within a tolerance of about (max velocity x clock period).
+      What stays unsynchronised: other played messages (``/joint_states``) are taken by the node's executor
+      on its own schedule; ``settle_s`` gives them time before the next step, so a measured value a tick uses
+      may rarely be one message (tens of ms of motion) older. Golden tolerances should allow that.
+
+    Attributes:
+        trigger_topics: Played (output, after remap) topics that pause playback after each of their messages.
+        ack_topic: ``/topic`` or ``/topic:pkg/msg/Type`` whose message ends a pause.
+        ack_filter: Called with each deserialized ``ack_topic`` message; only True ends a pause. None: any.
+        timeout_s: Longest pause, wall seconds (> 0). A pause ended by the timeout is counted in
+            ``PlayReport.lockstep_timeouts`` (the run is then not deterministic; tests should assert 0).
+        clock_step_s: None: between pauses ``/clock`` follows the wall clock (times ``rate``), as without
+            lockstep. A number (> 0): ``/clock`` advances on a grid of this many bag seconds, each step as
+            soon as the previous was acknowledged (``tick_topic``) or after ``clock_step_s / rate`` wall
+            seconds. In this mode ``PlayerConfig.record_linger_s`` is bag time: steps played after the
+            last message.
+        tick_topic: With ``clock_step_s``: ``/topic[:type]`` on which the node answers each step (a setpoint
+            topic). Waiting is on while the node answers; after a step without an answer within
+            ``tick_timeout_s`` (node idle, watchdog holding) steps go on at wall pace until an answer or an
+            ack arrives again. Those misses are counted in ``PlayReport.tick_timeouts``.
+        tick_timeout_s: Longest wait for a tick answer, wall seconds (> 0).
+        settle_s: With ``clock_step_s``: wall seconds to wait after publishing a non-trigger message before
+            the next step, so the node takes it before it ticks (>= 0).
+    """
+
+    trigger_topics: tuple[str, ...]
+    ack_topic: str
+    ack_filter: Callable[[Any], bool] | None = None
+    timeout_s: float = 60.0
+    clock_step_s: float | None = None
+    tick_topic: str | None = None
+    tick_timeout_s: float = 0.5
+    settle_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        if not self.trigger_topics:
+            raise ValueError("trigger_topics must name at least one played topic, got ()")
+        object.__setattr__(self, "trigger_topics", tuple(normalize_topic(t) for t in self.trigger_topics))
+        parse_record_topic(self.ack_topic)
+        for name in ("timeout_s", "tick_timeout_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v}")
+        if not (math.isfinite(self.settle_s) and self.settle_s >= 0):
+            raise ValueError(f"settle_s must be a finite number >= 0, got {self.settle_s}")
+        if self.clock_step_s is not None and not (math.isfinite(self.clock_step_s) and self.clock_step_s > 0):
+            raise ValueError(f"clock_step_s must be > 0 or None, got {self.clock_step_s}")
+        if self.tick_topic is not None:
+            if self.clock_step_s is None:
+                raise ValueError("tick_topic needs clock_step_s (ticks are acknowledged per /clock step)")
+            parse_record_topic(self.tick_topic)
 
 
 @dataclass(frozen=True)
@@ -49,6 +135,7 @@ class PlayerConfig:
         discovery_timeout_s: Longest wait for an untyped record topic to appear on the graph. > 0.
         duration_s: Stop after this much playback (wall) time; None: play to the end (forever with loop).
         node_name: Name of the player's node.
+        lockstep: Pause the bag clock while the nodes work (see :class:`Lockstep`); needs ``publish_clock``.
     """
 
     publish_clock: bool = False
@@ -60,6 +147,7 @@ class PlayerConfig:
     discovery_timeout_s: float = 5.0
     duration_s: float | None = None
     node_name: str = "cosmos_ros_replay"
+    lockstep: Lockstep | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.clock_rate_hz) and self.clock_rate_hz > 0):
@@ -76,6 +164,8 @@ class PlayerConfig:
             raise ValueError("record_topics given but record_path is None")
         for spec in self.record_topics:
             parse_record_topic(spec)
+        if self.lockstep is not None and not self.publish_clock:
+            raise ValueError("lockstep needs publish_clock=True (it pauses the bag clock the nodes follow)")
 
 
 @dataclass
@@ -90,6 +180,11 @@ class PlayReport:
         record_path: Bag directory written, if any.
         stopped_early: Ended by ``stop`` or ``duration_s`` before the last message.
         unmatched: Played topics that had no subscriber after ``wait_for_subscribers_s``.
+        lockstep_pauses: Trigger messages after which playback paused.
+        lockstep_timeouts: Pauses that ended by timeout instead of an acknowledgement.
+        lockstep_wait_s: Wall time spent paused, in total.
+        clock_steps: ``/clock`` grid steps (``Lockstep.clock_step_s``).
+        tick_timeouts: Grid steps whose tick answer did not come within ``tick_timeout_s``.
     """
 
     published: dict[str, int] = field(default_factory=dict)
@@ -99,6 +194,11 @@ class PlayReport:
     record_path: Path | None = None
     stopped_early: bool = False
     unmatched: tuple[str, ...] = ()
+    lockstep_pauses: int = 0
+    lockstep_timeouts: int = 0
+    lockstep_wait_s: float = 0.0
+    clock_steps: int = 0
+    tick_timeouts: int = 0
 
     def summary(self) -> str:
         lines = [
@@ -109,6 +209,12 @@ class PlayReport:
         lines += [f"  published {t}: {n}" for t, n in sorted(self.published.items())]
         if self.unmatched:
             lines.append(f"  no subscriber: {', '.join(self.unmatched)}")
+        if self.lockstep_pauses:
+            lines.append(
+                f"  lockstep: {self.lockstep_pauses} pauses ({self.lockstep_wait_s:.2f} s), "
+                f"{self.lockstep_timeouts} timed out; {self.clock_steps} clock steps, "
+                f"{self.tick_timeouts} without a tick answer"
+            )
         if self.record_path is not None:
             lines.append(f"recorded to {self.record_path}")
             lines += [f"  recorded {t}: {n}" for t, n in sorted(self.recorded.items())]
@@ -209,6 +315,24 @@ def _record_qos(session: _Session, topic: str) -> QoSProfile:
     )
 
 
+class _Arrivals:
+    """Counts acknowledging messages (executor thread) and lets the playback thread wait for the next one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.count = 0
+
+    def bump(self) -> None:
+        with self._cond:
+            self.count += 1
+            self._cond.notify_all()
+
+    def wait_beyond(self, seen: int, timeout_s: float) -> bool:
+        """True once ``count > seen``; False after ``timeout_s`` (wall) without."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.count > seen, timeout=timeout_s)
+
+
 def play(
     bag_path: str | Path,
     options: ReplayOptions | None = None,
@@ -221,8 +345,8 @@ def play(
 
     Args:
         bag_path: Bag directory or ``.mcap`` / ``.db3`` file.
-        options: Topics, rate, offset, loop, remap.
-        config: Clock, recording, waits, limits.
+        options: Topics, rate, offset, loop, remap, throttle.
+        config: Clock, recording, waits, limits, lockstep.
         context: An initialised rclpy context to use; None: a private one is created and shut down.
         stop: Set it (from another thread) to end playback early.
 
@@ -232,13 +356,19 @@ def play(
     Raises:
         ReplayError: (and subclasses) bad bag, missing topic, unknown type, output exists — all raised
             before anything is published.
+        ValueError: A lockstep trigger topic is not among the played topics.
     """
     options = options or ReplayOptions()
     config = config or PlayerConfig()
     stop = stop or threading.Event()
+    lock = config.lockstep
     with Bag(bag_path) as bag:
         played, timeline = plan_replay(bag.info, options)
         classes = {p.out_topic: import_msg_class(p.msgtype) for p in played}  # UnknownTypeError up front
+        if lock is not None and (missing := sorted(set(lock.trigger_topics) - set(classes))):
+            raise ValueError(
+                f"lockstep trigger topic(s) {missing} are not among the played topics {sorted(classes)}"
+            )
         clock_cls = time_cls = None
         if config.publish_clock:
             clock_cls = import_msg_class("rosgraph_msgs/msg/Clock")
@@ -262,31 +392,47 @@ def play(
                 clock_pub = node.create_publisher(
                     clock_cls, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
                 )
-            if config.record_path is not None and config.record_topics:
-                types = _resolve_record_types(
-                    session, config.record_topics, played, config.discovery_timeout_s
-                )
-                for msgtype in types.values():
-                    import_msg_class(msgtype)  # fail before creating the output bag
-                recorder = BagRecorder(config.record_path, types)
+            # Every subscribed topic gets ONE subscription that records (if asked) and then counts
+            # acknowledgements: counting only after writing means the playback thread, woken by the count,
+            # can never move the clock before the message that woke it has been stamped with the old time.
+            record_specs = config.record_topics if config.record_path is not None else ()
+            ack_specs = () if lock is None else (lock.ack_topic,)
+            tick_specs = () if lock is None or lock.tick_topic is None else (lock.tick_topic,)
+            types = _resolve_record_types(
+                session, (*record_specs, *ack_specs, *tick_specs), played, config.discovery_timeout_s
+            )
+            for msgtype in types.values():
+                import_msg_class(msgtype)  # fail before creating the output bag
+            recorded = {parse_record_topic(spec)[0] for spec in record_specs}
+            ack_topic = parse_record_topic(lock.ack_topic)[0] if lock is not None else None
+            tick_topic = parse_record_topic(lock.tick_topic)[0] if lock and lock.tick_topic else None
+            acks, ticks = _Arrivals(), _Arrivals()
+            if recorded:
+                recorder = BagRecorder(config.record_path, {t: types[t] for t in types if t in recorded})  # type: ignore[arg-type]
                 report.record_path = recorder.path
-                last_sim = [timeline.begin_ns]
+            last_sim = [timeline.begin_ns]
 
-                def make_cb(topic: str) -> Any:
-                    def cb(data: bytes) -> None:
+            def make_cb(topic: str) -> Any:
+                cls = import_msg_class(types[topic])
+                ack_filter = lock.ack_filter if lock is not None else None
+
+                def cb(data: bytes) -> None:
+                    if recorder is not None and topic in recorded:
                         t_ns = last_sim[0] if config.publish_clock else time.time_ns()
                         recorder.write(topic, t_ns, data)
+                    if topic == ack_topic and (
+                        ack_filter is None or ack_filter(deserialize_message(data, cls))
+                    ):
+                        acks.bump()
+                    if topic == tick_topic:
+                        ticks.bump()
 
-                    return cb
+                return cb
 
-                for topic, msgtype in types.items():
-                    node.create_subscription(
-                        import_msg_class(msgtype),
-                        topic,
-                        make_cb(topic),
-                        _record_qos(session, topic),
-                        raw=True,
-                    )
+            for topic, msgtype in types.items():
+                node.create_subscription(
+                    import_msg_class(msgtype), topic, make_cb(topic), _record_qos(session, topic), raw=True
+                )
             if config.wait_for_subscribers_s > 0:
                 deadline = time.monotonic() + config.wait_for_subscribers_s
                 while time.monotonic() < deadline and any(
@@ -295,52 +441,79 @@ def play(
                     time.sleep(0.02)
             report.unmatched = tuple(t for t, p in pubs.items() if p.get_subscription_count() == 0)
 
+            last_clock = [timeline.begin_ns - 1]
+
             def publish_clock(sim_ns: int) -> None:
-                if clock_pub is None:
+                # The clock never runs backwards, and a value is published once: a node timer on sim time
+                # must see each bag time once (lockstep counts one tick per /clock step).
+                if clock_pub is None or sim_ns <= last_clock[0]:
                     return
-                sim_ns = max(sim_ns, last_clock[0])  # the clock never runs backwards
                 last_clock[0] = sim_ns
-                if recorder is not None:
-                    last_sim[0] = sim_ns
+                last_sim[0] = sim_ns
                 stamp = time_cls(sec=sim_ns // 1_000_000_000, nanosec=sim_ns % 1_000_000_000)  # type: ignore[misc]
                 clock_pub.publish(clock_cls(clock=stamp))  # type: ignore[misc]
 
-            last_clock = [timeline.begin_ns]
-            period = 1.0 / config.clock_rate_hz
-            t0 = time.monotonic()
-            publish_clock(timeline.begin_ns)
-            next_tick = t0 + period
-            limit = math.inf if config.duration_s is None else t0 + config.duration_s
+            def pause_for_ack(seen: int) -> bool:
+                """Wait (clock frozen) for an acknowledgement after a trigger message; True if it came."""
+                assert lock is not None
+                report.lockstep_pauses += 1
+                w0 = time.monotonic()
+                ok = False
+                while not ok and not stop.is_set() and ctx.ok() and time.monotonic() - w0 < lock.timeout_s:
+                    ok = acks.wait_beyond(seen, min(0.1, lock.timeout_s))
+                report.lockstep_wait_s += time.monotonic() - w0
+                if not ok and not stop.is_set():
+                    report.lockstep_timeouts += 1
+                return ok
+
             report.published = dict.fromkeys(pubs, 0)
-            for item in build_schedule(
-                lambda: bag.messages([p.bag_topic for p in played]), bag.info, options
-            ):
-                target = t0 + item.play_time_s
-                while True:
-                    now = time.monotonic()
-                    if stop.is_set() or now >= limit or not ctx.ok():
-                        report.stopped_early = True
+            schedule = build_schedule(lambda: bag.messages([p.bag_topic for p in played]), bag.info, options)
+            t0 = time.monotonic()
+            limit = math.inf if config.duration_s is None else t0 + config.duration_s
+            if lock is not None and lock.clock_step_s is not None:
+                _play_stepped(schedule, lock, config, timeline, pubs, publish_clock, pause_for_ack,
+                              acks, ticks, stop, limit, ctx, report)  # fmt: skip
+                report.wall_time_s = time.monotonic() - t0
+            else:
+                publish_clock(timeline.begin_ns)
+                period = 1.0 / config.clock_rate_hz
+                next_tick = t0 + period
+                for item in schedule:
+                    target = t0 + item.play_time_s
+                    while True:
+                        now = time.monotonic()
+                        if stop.is_set() or now >= limit or not ctx.ok():
+                            report.stopped_early = True
+                            break
+                        if clock_pub is not None and now >= next_tick:
+                            publish_clock(timeline.sim_time_ns(now - t0))
+                            next_tick += period * max(1, math.floor((now - next_tick) / period) + 1)
+                        if now >= target:
+                            break
+                        wake = min(target, limit, next_tick if clock_pub is not None else now + 0.05)
+                        time.sleep(max(0.0, wake - now))
+                    if report.stopped_early:
                         break
-                    if clock_pub is not None and now >= next_tick:
-                        publish_clock(timeline.sim_time_ns(now - t0))
-                        next_tick += period * max(1, math.floor((now - next_tick) / period) + 1)
-                    if now >= target:
-                        break
-                    wake = min(target, limit, next_tick if clock_pub is not None else now + 0.05)
-                    time.sleep(max(0.0, wake - now))
-                if report.stopped_early:
-                    break
-                report.max_lateness_s = max(report.max_lateness_s, time.monotonic() - target)
-                publish_clock(item.sim_time_ns)
-                pubs[item.topic].publish(item.data)
-                report.published[item.topic] += 1
-            report.wall_time_s = time.monotonic() - t0
-            if recorder is not None:
-                linger_end = time.monotonic() + config.record_linger_s
-                while time.monotonic() < linger_end and not stop.is_set():
-                    if clock_pub is not None:
-                        publish_clock(timeline.sim_time_ns(time.monotonic() - t0))
-                    time.sleep(min(period, 0.05))
+                    report.max_lateness_s = max(report.max_lateness_s, time.monotonic() - target)
+                    publish_clock(item.sim_time_ns)
+                    seen = acks.count
+                    pubs[item.topic].publish(item.data)
+                    report.published[item.topic] += 1
+                    if lock is not None and item.topic in lock.trigger_topics:
+                        w0 = time.monotonic()
+                        pause_for_ack(seen)
+                        # Resume the bag clock where it stopped: shift the wall origin by the pause.
+                        waited = time.monotonic() - w0
+                        t0 += waited
+                        next_tick += waited
+                        limit += waited
+                report.wall_time_s = time.monotonic() - t0
+                if recorder is not None:
+                    linger_end = time.monotonic() + config.record_linger_s
+                    while time.monotonic() < linger_end and not stop.is_set():
+                        if clock_pub is not None:
+                            publish_clock(timeline.sim_time_ns(time.monotonic() - t0))
+                        time.sleep(min(period, 0.05))
         finally:
             if session is not None:
                 session.close()
@@ -350,3 +523,75 @@ def play(
             if own_context:
                 ctx.try_shutdown()
     return report
+
+
+def _play_stepped(
+    schedule: Any,
+    lock: Lockstep,
+    config: PlayerConfig,
+    timeline: Any,
+    pubs: dict[str, Any],
+    publish_clock: Callable[[int], None],
+    pause_for_ack: Callable[[int], bool],
+    acks: _Arrivals,
+    ticks: _Arrivals,
+    stop: threading.Event,
+    limit: float,
+    ctx: Context,
+    report: PlayReport,
+) -> None:
+    """The lockstep loop with a /clock grid (``Lockstep.clock_step_s``): bag time advances step by step.
+
+    Grid points are multiples of the step since the epoch (not since the bag's start), so a node timer whose
+    period is the step fires on every point whatever the bag's start time. Messages are published at their
+    own bag time between grid points (the clock is set to it first: the node sees the receive time).
+    """
+    assert lock.clock_step_s is not None
+    step_ns = round(lock.clock_step_s * 1e9)
+    wall_step = lock.clock_step_s / timeline.rate
+    next_grid = (timeline.begin_ns // step_ns + 1) * step_ns
+    armed = [lock.tick_topic is not None]  # wait for tick answers (on while the node answers)
+
+    def halted() -> bool:
+        return stop.is_set() or time.monotonic() >= limit or not ctx.ok()
+
+    def step_to(t_ns: int) -> None:
+        seen = ticks.count
+        publish_clock(t_ns)
+        report.clock_steps += 1
+        if armed[0]:
+            if not ticks.wait_beyond(seen, lock.tick_timeout_s):
+                armed[0] = False
+                report.tick_timeouts += 1
+        else:
+            time.sleep(wall_step)
+            if lock.tick_topic is not None and ticks.count > seen:
+                armed[0] = True  # the node answers again
+
+    def advance(until_ns: int) -> bool:
+        nonlocal next_grid
+        while next_grid <= until_ns:
+            if halted():
+                report.stopped_early = True
+                return False
+            step_to(next_grid)
+            next_grid += step_ns
+        return True
+
+    step_to(timeline.begin_ns)  # the first /clock a node sees makes its timers fire: a step like the others
+    last_ns = timeline.begin_ns
+    for item in schedule:
+        if not advance(item.sim_time_ns):
+            return
+        publish_clock(item.sim_time_ns)
+        seen = acks.count
+        pubs[item.topic].publish(item.data)
+        report.published[item.topic] += 1
+        last_ns = item.sim_time_ns
+        if item.topic in lock.trigger_topics:
+            if pause_for_ack(seen) and lock.tick_topic is not None:
+                armed[0] = True  # a new plan: the node streams again
+        elif lock.settle_s > 0:
+            time.sleep(lock.settle_s)
+    # Linger in bag time: the plans' remaining steps stream out on the same grid.
+    advance(last_ns + round(config.record_linger_s * 1e9))

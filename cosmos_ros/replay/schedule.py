@@ -5,7 +5,11 @@ decides *what* is played *when* lives here so it can be tested with plain iterab
 
 Timing model (the one ``ros2 bag play`` uses, made explicit):
 
-* ``begin_ns = bag start + start_offset_s``; messages received before ``begin_ns`` are skipped.
+* ``begin_ns = bag start + start_offset_s``; messages received before ``begin_ns`` are skipped, and so are
+  messages after ``end_ns = bag start + end_offset_s`` when an end offset is given.
+* ``throttle`` drops messages of a topic that come less than its interval (bag time) after the last one
+  played of that topic, like topic_tools' ``throttle``; the choice depends only on the bag, so it is the same
+  on every run (the way to play one camera frame a second into a slow model, e.g. in lockstep replays).
 * A message received at ``t`` in pass ``k`` (``k = 0`` unless looping) has the *bag-clock time*
   ``sim_time_ns = t + k * period_ns`` with ``period_ns = (bag end - begin_ns) + loop_gap_s``, so the clock
   keeps running forward across passes (what ``/clock`` publishes).
@@ -54,6 +58,10 @@ class ReplayOptions:
         loop: Start again after the last message, forever (the player stops on Ctrl-C or a duration limit).
         loop_gap_s: Bag-clock time between the last message of one pass and the first of the next. >= 0.
         remap: ``(from, to)`` pairs applied to bag topic names before publishing.
+        end_offset_s: Stop at this many seconds after the bag's first message (None: at its last message).
+            > ``start_offset_s``.
+        throttle: ``(bag topic, min_interval_s)`` pairs: of each topic, play only messages at least
+            ``min_interval_s`` (bag time, > 0) after the previous one played of that topic.
     """
 
     topics: tuple[str, ...] = ()
@@ -62,6 +70,8 @@ class ReplayOptions:
     loop: bool = False
     loop_gap_s: float = 0.0
     remap: tuple[tuple[str, str], ...] = ()
+    end_offset_s: float | None = None
+    throttle: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate, (int, float)) and math.isfinite(self.rate) and self.rate > 0):
@@ -73,6 +83,21 @@ class ReplayOptions:
         sources = [normalize_topic(a) for a, _ in self.remap]
         if len(set(sources)) != len(sources):
             raise ValueError(f"remap names a source topic twice: {self.remap}")
+        if self.end_offset_s is not None and not (
+            math.isfinite(self.end_offset_s) and self.end_offset_s > self.start_offset_s
+        ):
+            raise ValueError(
+                f"end_offset_s must be a finite number > start_offset_s ({self.start_offset_s}), "
+                f"got {self.end_offset_s}"
+            )
+        throttled = [normalize_topic(t) for t, _ in self.throttle]
+        if len(set(throttled)) != len(throttled):
+            raise ValueError(f"throttle names a topic twice: {self.throttle}")
+        for topic, interval in self.throttle:
+            if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval > 0):
+                raise ValueError(
+                    f"throttle interval of {topic!r} must be a finite number > 0, got {interval!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,11 @@ def select_topics(info: BagInfo, options: ReplayOptions) -> tuple[PlayedTopic, .
     if unknown := sorted(set(remap) - set(names)):
         raise MissingTopicError(
             f"remap source(s) {unknown} are not among the played topics {names}; bag {info.path} has "
+            f"{sorted(info.topics)}"
+        )
+    if unknown := sorted({normalize_topic(t) for t, _ in options.throttle} - set(names)):
+        raise MissingTopicError(
+            f"throttled topic(s) {unknown} are not among the played topics {names}; bag {info.path} has "
             f"{sorted(info.topics)}"
         )
     played = tuple(
@@ -143,6 +173,7 @@ class Timeline:
     end_ns: int
     rate: float
     period_ns: int
+    throttle_ns: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, info: BagInfo, options: ReplayOptions) -> Timeline:
@@ -152,8 +183,12 @@ class Timeline:
             raise ValueError(
                 f"start_offset_s {options.start_offset_s} is past the bag's end ({info.duration_s:.3f} s)"
             )
-        period = max(info.end_ns - begin, 0) + round(options.loop_gap_s * 1e9)
-        return cls(begin, info.end_ns, options.rate, max(period, 1))
+        end = info.end_ns
+        if options.end_offset_s is not None:
+            end = min(end, info.start_ns + round(options.end_offset_s * 1e9))
+        period = max(end - begin, 0) + round(options.loop_gap_s * 1e9)
+        throttle = tuple((normalize_topic(t), round(s * 1e9)) for t, s in options.throttle)
+        return cls(begin, end, options.rate, max(period, 1), throttle)
 
     def play_time_s(self, sim_time_ns: int) -> float:
         return (sim_time_ns - self.begin_ns) / 1e9 / self.rate
@@ -197,13 +232,20 @@ def _schedule(
     loop: bool,
 ) -> Iterator[ScheduledMessage]:
     out = {p.bag_topic: p for p in played}
+    throttle = dict(timeline.throttle_ns)
     k = 0
     while True:
         emitted = False
+        last_played: dict[str, int] = {}  # per throttled topic, per pass (each pass plays the same messages)
         for msg in read():
             p = out.get(msg.topic)
-            if p is None or msg.time_ns < timeline.begin_ns:
+            if p is None or msg.time_ns < timeline.begin_ns or msg.time_ns > timeline.end_ns:
                 continue
+            if msg.topic in throttle:
+                last = last_played.get(msg.topic)
+                if last is not None and msg.time_ns - last < throttle[msg.topic]:
+                    continue
+                last_played[msg.topic] = msg.time_ns
             sim = msg.time_ns + k * timeline.period_ns
             emitted = True
             yield ScheduledMessage(

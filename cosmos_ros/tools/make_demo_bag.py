@@ -7,8 +7,13 @@ What is in it (defaults; a few seconds, about 2 MB):
   table seen from above, a red block sliding towards a green mat, a grey gripper following it.
 * ``/goal`` (``std_msgs/String``), once a second, offered transient-local (latched) so a node that subscribes
   late still gets it.
-* ``/joint_states`` (``sensor_msgs/JointState``): ``panda_joint1..7`` and the two finger joints, smooth
-  motions around the Panda's ready pose; the gripper closes half-way through.
+* ``/joint_states`` (``sensor_msgs/JointState``): ``panda_joint1..7``, the two finger joints and a
+  ``gripper`` entry, smooth motions around the Panda's ready pose; the gripper closes half-way through.
+  Why the extra ``gripper`` entry: the ``arm7_joints`` action space and safety limits name the gripper axis
+  ``gripper`` (opening in m), and the safety node maps measured state by joint NAME and starts streaming only
+  once every axis has a measured value (soft start). A Panda driver publishes the two fingers instead; the
+  entry carries their sum (the opening between the fingers, m), which is what a real setup would publish
+  from a small relay node (or with the limits file naming a finger joint). Velocity: the sum of theirs (0).
 * ``/ee_pose`` (``geometry_msgs/PoseStamped``, ``panda_link0``): the gripper's path above the table.
 
 Everything derives from the arguments (no randomness, fixed start time), so two runs write identical
@@ -38,6 +43,8 @@ START_NS = 1_700_000_000_000_000_000
 GOAL = "pick up the red block and place it on the green mat"
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+# The arm7_joints gripper axis (config/limits/arm7_joints.yaml): opening in m = sum of the fingers.
+GRIPPER_JOINT = "gripper"
 # Panda "ready" pose (rad), the centre of the synthetic motion.
 READY = (0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785)
 TOPICS = {
@@ -221,9 +228,9 @@ def make_demo_bag(path: str | Path, config: DemoBagConfig | None = None) -> dict
             velocity = [0.15 * 2 * math.pi * 0.25 * math.cos(2 * math.pi * 0.25 * t + i) for i in range(7)]
             js = T["sensor_msgs/msg/JointState"](
                 header=T["std_msgs/msg/Header"](stamp=_stamp(store, t_ns), frame_id=""),
-                name=[*ARM_JOINTS, *FINGER_JOINTS],
-                position=np.array([*arm, finger, finger], dtype=np.float64),
-                velocity=np.array([*velocity, 0.0, 0.0], dtype=np.float64),
+                name=[*ARM_JOINTS, *FINGER_JOINTS, GRIPPER_JOINT],
+                position=np.array([*arm, finger, finger, 2 * finger], dtype=np.float64),
+                velocity=np.array([*velocity, 0.0, 0.0, 0.0], dtype=np.float64),
                 effort=np.zeros(0, dtype=np.float64),
             )
             add(t_ns, TOPICS["joints"], "sensor_msgs/msg/JointState", js)
