@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         f"plans {counts.get('plans_published', 0)}, frame sets dropped (newer arrived) "
         f"{counts.get('frames_dropped', 0)}, errors {sum(v for k, v in counts.items() if 'error' in k)}"
     )
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average (1/5/15 min) " + " ".join(f"{x:.2f}" for x in load))
     print(times.table())
     node._release()
     node.destroy_node()
