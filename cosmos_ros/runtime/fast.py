@@ -28,6 +28,7 @@ Randomness is drawn exactly as the stock call draws it (vision noise, then actio
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ def _gen_layer(
     head_dim: int,
     eps: float,
     nemotron: bool,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One decoder layer for the generation tokens only, reading the text keys/values cached for this plan.
 
@@ -101,7 +103,10 @@ def _gen_layer(
     v = v.transpose(0, 1)[:, None].expand(kv_heads, groups, n, head_dim)
     k_all = torch.cat([k_und, k.reshape(heads, n, head_dim)], dim=1)
     v_all = torch.cat([v_und, v.reshape(heads, n, head_dim)], dim=1)
-    o = functional.scaled_dot_product_attention(q.unsqueeze(0), k_all.unsqueeze(0), v_all.unsqueeze(0))
+    # mask: optional additive key mask [1, 1, 1, text + gen], for text padded to a bucket (exported engines).
+    o = functional.scaled_dot_product_attention(
+        q.unsqueeze(0), k_all.unsqueeze(0), v_all.unsqueeze(0), attn_mask=mask
+    )
     x = x + functional.linear(o[0].transpose(0, 1).reshape(n, heads * head_dim), wo, bo)
     y = _rms(x, ln2, eps, nemotron)
     if wg is None:  # relu2 MLP (Nemotron backbone)
@@ -174,6 +179,19 @@ class _PlanLayout:
 
     def key(self) -> tuple[Any, ...]:
         return (self.und_len, self.latent_shape, self.action_len, self.raw_action_dim)
+
+
+@dataclass
+class PreparedPlan:
+    """Everything the denoising loop needs, computed once per plan (``FastPolicyBackend.prepare``)."""
+
+    layouts: list[_PlanLayout]  # [cond] or [cond, uncond] with classifier-free guidance
+    x0_state: torch.Tensor  # float32 [numel]: vision latents then action latents, flattened
+    latent_shape: tuple[int, ...]
+    raw_dim: int
+    coef_a: torch.Tensor
+    coef_b: torch.Tensor
+    tembs: torch.Tensor  # [steps, hidden]
 
 
 class _StepBuffers:
@@ -314,19 +332,18 @@ class FastPolicyBackend:
         return RawPolicyOutput(actions=actions, video=video, timings=timings)
 
     @torch.no_grad()
-    def sample(
-        self, request: PolicyRequest, generator: torch.Generator
-    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
-        """The sampling loop; ``generator`` is consumed like the stock call consumes it.
+    def prepare(
+        self, request: PolicyRequest, generator: torch.Generator, timings: dict[str, float] | None = None
+    ) -> PreparedPlan:
+        """Steps 1-5 of a plan: check inputs, encode the frame, draw noise, encode the text, set the sampler.
 
-        Returns:
-            ``(actions [chunk, raw_width] float32, video [F, H, W, 3] uint8 or None, timings)``.
+        ``generator`` is consumed like the stock call consumes it (vision noise, then action noise).
         """
         from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
+        from diffusers.utils.torch_utils import randn_tensor
 
         pipe, dev = self.pipe, self.device
-        timings: dict[str, float] = {}
-        t_start = time.perf_counter()
+        timings = {} if timings is None else timings
 
         # 1. Check inputs: the stock dataclass validates domain and tier and resolves the raw action width.
         cond = CosmosActionCondition(
@@ -348,6 +365,9 @@ class FastPolicyBackend:
         frame, image_size, height, width = pipe._prepare_action_video_conditioning(
             [request.image], request.resolution_tier, 1, device=dev, dtype=self.dtype
         )
+        _sync(dev)
+        timings["preprocess_image"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         x0 = pipe._encode_video(frame).contiguous().float()
         x0 = pipe._remove_action_video_padding_from_latent(x0, image_size)
         _sync(dev)
@@ -356,10 +376,7 @@ class FastPolicyBackend:
         # 3. Noise, drawn in the stock order and shapes: vision [1, C, T, h, w] then action [chunk, A].
         t_lat = 1 + request.chunk_size // int(pipe.vae_scale_factor_temporal)
         latent_shape = (1, x0.shape[1], t_lat, x0.shape[3], x0.shape[4])
-        from diffusers.utils.torch_utils import randn_tensor
-
-        noise = randn_tensor(latent_shape, generator=generator, device=dev, dtype=torch.float32)
-        latents = noise.clone()
+        latents = randn_tensor(latent_shape, generator=generator, device=dev, dtype=torch.float32)
         latents[:, :, :1] = x0[:, :, :1]
         action_latents = randn_tensor(
             (request.chunk_size, self.action_dim), generator=generator, device=dev, dtype=torch.float32
@@ -380,8 +397,7 @@ class FastPolicyBackend:
         )
         domain_id = int(pipe_domain_id(request.domain_name))
         layouts = [self._layout(cond_ids, latents, request, raw_dim, domain_id)]
-        cfg_on = request.guidance_scale != 1.0
-        if cfg_on:
+        if request.guidance_scale != 1.0:
             layouts.append(self._layout(uncond_ids, latents, request, raw_dim, domain_id))
         _sync(dev)
         timings["encode_text"] = time.perf_counter() - t0
@@ -390,30 +406,52 @@ class FastPolicyBackend:
 
         # 5. Sampler: the pipeline's scheduler as per-step linear coefficients (see linear_sampler_coefficients).
         coef_a, coef_b, timesteps = self._coefficients(request.num_inference_steps)
-        tembs = self._timestep_embeddings(timesteps)
-        n_vis = latents.numel()
-        x0_state = torch.cat([latents.reshape(-1), action_latents.reshape(-1)])
-        velocities = torch.zeros(len(timesteps), x0_state.numel(), device=dev, dtype=torch.float32)
+        return PreparedPlan(
+            layouts=layouts,
+            x0_state=torch.cat([latents.reshape(-1), action_latents.reshape(-1)]),
+            latent_shape=latent_shape,
+            raw_dim=raw_dim,
+            coef_a=coef_a,
+            coef_b=coef_b,
+            tembs=self._timestep_embeddings(timesteps),
+        )
 
-        # 6. Denoise.
+    @torch.no_grad()
+    def sample(
+        self, request: PolicyRequest, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+        """The whole policy call (see ``prepare`` for the generator's use).
+
+        Returns:
+            ``(actions [chunk, raw_width] float32, video [F, H, W, 3] uint8 or None, timings)``.
+        """
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+        plan = self.prepare(request, generator, timings)
+        dev = self.device
+
+        # 6. Denoise: one transformer evaluation (two with guidance) and one weighted sum per step.
         t0 = time.perf_counter()
-        steppers = [self._stepper(layout) for layout in layouts]
+        steppers = [self._stepper(layout) for layout in plan.layouts]
         _sync(dev)
         timings["prepare_step"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         g = float(request.guidance_scale)
+        x0_state, coef_a, coef_b = plan.x0_state, plan.coef_a, plan.coef_b
+        steps = plan.tembs.shape[0]
+        velocities = torch.zeros(steps, x0_state.numel(), device=dev, dtype=torch.float32)
         state = x0_state
-        for i in range(len(timesteps)):
-            v = steppers[0](state, tembs[i : i + 1])
-            if cfg_on:
+        for i in range(steps):
+            v = steppers[0](state, plan.tembs[i : i + 1])
+            if len(steppers) > 1:
                 v_cond = v.clone()
-                v_uncond = steppers[1](state, tembs[i : i + 1])
+                v_uncond = steppers[1](state, plan.tembs[i : i + 1])
                 v = v_uncond + g * (v_cond - v_uncond)
             velocities[i].copy_(v)
-            state = coef_a[i] * x0_state + coef_b[i : i + 1, : i + 1] @ velocities[: i + 1]
-            state = state.reshape(-1)
-        latents = state[:n_vis].reshape(latent_shape)
-        actions = state[n_vis:].reshape(request.chunk_size, self.action_dim)[:, :raw_dim].cpu().numpy()
+            state = (coef_a[i] * x0_state + coef_b[i : i + 1, : i + 1] @ velocities[: i + 1]).reshape(-1)
+        n_vis = math.prod(plan.latent_shape)
+        latents = state[:n_vis].reshape(plan.latent_shape)
+        actions = state[n_vis:].reshape(request.chunk_size, self.action_dim)[:, : plan.raw_dim].cpu().numpy()
         timings["denoise"] = time.perf_counter() - t0
 
         # 7. Optional video decode (the stock post-processing, on request only).
@@ -484,10 +522,10 @@ class FastPolicyBackend:
             raw_action_dim=raw_dim,
             cos_gen=cos[und_len:].contiguous(),
             sin_gen=sin[und_len:].contiguous(),
-            w_in=fc_in.fc.weight[domain_id].view(fc_in.input_size, fc_in.output_size),
-            b_in=fc_in.bias.weight[domain_id],
-            w_out=fc_out.fc.weight[domain_id].view(fc_out.input_size, fc_out.output_size),
-            b_out=fc_out.bias.weight[domain_id],
+            w_in=fc_in.fc.weight[domain_id].view(fc_in.input_size, fc_in.output_size).detach(),
+            b_in=fc_in.bias.weight[domain_id].detach(),
+            w_out=fc_out.fc.weight[domain_id].view(fc_out.input_size, fc_out.output_size).detach(),
+            b_out=fc_out.bias.weight[domain_id].detach(),
             state_numel=latents.numel() + int(action["action_len"]) * self.action_dim,
         )
         key = tuple(int(i) for i in input_ids)
@@ -611,7 +649,12 @@ class FastPolicyBackend:
     # ------------------------------------------------------------------ the step
 
     def _gen_step(
-        self, state: torch.Tensor, temb: torch.Tensor, layout: _PlanLayout, bufs: _StepBuffers
+        self,
+        state: torch.Tensor,
+        temb: torch.Tensor,
+        layout: _PlanLayout,
+        bufs: Any,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One transformer evaluation of the generation tokens against the cached text keys/values.
 
@@ -619,6 +662,9 @@ class FastPolicyBackend:
             state: float32 ``[numel]``: vision latents ``[1, C, T, h, w]`` (frame 0 is the clean condition)
                 then action latents ``[chunk, action_dim]``, flattened.
             temb: ``[1, hidden]`` timestep embedding of this step.
+            layout: The plan's sequence layout.
+            bufs: ``_StepBuffers`` (or any object with the same tensors: the ONNX wrapper passes its inputs).
+            mask: Optional additive key mask ``[1, 1, 1, text + gen]`` when the text is padded to a bucket.
 
         Returns:
             float32 velocity in the layout of ``state``, zero where conditioned and beyond the raw action width.
@@ -651,6 +697,7 @@ class FastPolicyBackend:
                 self.head_dim,
                 self.eps,
                 self.nemotron,
+                mask,
             )
         x = tr.norm_moe_gen(x)
         nv = layout.num_vision_tokens
