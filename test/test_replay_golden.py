@@ -19,8 +19,11 @@ from cosmos_ros.testing.golden import (
     compare,
     flatten,
     load_recorded,
+    load_timed,
     read_golden,
+    resample,
 )
+from cosmos_ros.testing.node_replay import load_for_golden, resampled_name
 
 PLAN = "cosmos_ros/msg/ActionSequence"
 SETPOINT = "std_msgs/msg/Float64MultiArray"
@@ -216,3 +219,34 @@ def test_tolerance_validation() -> None:
         Tolerance(align="time")
     with pytest.raises(ValueError, match="count_tolerance"):
         Tolerance(count_tolerance=-1)
+
+
+def test_resample_holds_the_last_value_at_fixed_bag_times() -> None:
+    msgs = [{"data": [float(k)]} for k in range(4)]
+    times = [1_000_000_000 + d for d in (30_000_000, 120_000_000, 150_000_000, 410_000_000)]
+    out = resample(times, msgs, 0.1)
+    # samples at 1.1, 1.2, 1.3, 1.4 s (first multiple of 0.1 s after the first message, to the last)
+    assert [round(m["t_s"], 6) for m in out] == [1.1, 1.2, 1.3, 1.4]
+    assert [m["data"] for m in out] == [[0.0], [2.0], [2.0], [2.0]]
+    assert [m["data"] for m in resample(times, msgs, 0.1, end_ns=1_500_000_000)][-1] == [3.0]
+    # a message exactly at a sample time is in force at that time
+    assert resample([2 * 10**9, 2 * 10**9 + 10**8], msgs[:2], 0.1)[1]["data"] == [1.0]
+    assert resample([], [], 0.1) == []
+    with pytest.raises(ValueError, match="period_s"):
+        resample(times, msgs, 0.0)
+    with pytest.raises(ValueError, match="sorted"):
+        resample(times[::-1], msgs, 0.1)
+
+
+def test_load_for_golden_resamples_setpoint_topics(tmp_path: Path) -> None:
+    bag = record(tmp_path / "rec", n_setpoints=20)  # setpoints every 0.1 s from t = 0
+    timed = load_timed(bag, ["/setpoints"])
+    assert timed["/setpoints"]["times_ns"] == [10**8 * k for k in range(20)]
+    data = load_for_golden(bag, ["/plan:" + PLAN, "/setpoints"], {"/setpoints": 5.0})
+    name = resampled_name("/setpoints", 5.0)
+    assert set(data) == {"/plan", name} and name == "/setpoints@5Hz"
+    samples = data[name]["messages"]
+    # 5 Hz from 0 s up to the last recorded message (plans at 0, 1, 2 s): 0.0, 0.2, ... 2.0 s
+    assert [round(m["t_s"], 6) for m in samples] == [round(0.2 * k, 6) for k in range(11)]
+    assert samples[1]["data"] == pytest.approx([0.02, 0.98])  # the setpoint sent at 0.2 s
+    assert samples[-1]["data"] == pytest.approx([0.19, 0.81])  # the last one, held after 1.9 s

@@ -16,6 +16,7 @@ ignored by default because they differ between runs or machines without meaning 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import math
 import os
@@ -154,6 +155,59 @@ def load_recorded(bag_path: str | Path, topics: Iterable[str] | None = None) -> 
         for m in bag.messages(names):
             result[m.topic]["messages"].append(flatten(store.deserialize_cdr(m.data, m.msgtype)))
     return result
+
+
+def load_timed(bag_path: str | Path, topics: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Like :func:`load_recorded`, plus each message's record time: ``{"type", "times_ns", "messages"}``.
+
+    The record time is the bag clock when the recorder got the message (``/clock`` of a replay), which is the
+    only time a message without a header (``Float64MultiArray`` setpoints) has.
+    """
+    store = make_typestore()
+    with Bag(bag_path) as bag:
+        names = [bag.info.topic(t).name for t in topics]
+        result: dict[str, dict[str, Any]] = {}
+        for name in names:
+            msgtype = bag.info.topics[name].msgtype
+            ensure_type(store, msgtype)
+            result[name] = {"type": msgtype, "times_ns": [], "messages": []}
+        for m in bag.messages(names):
+            result[m.topic]["times_ns"].append(m.time_ns)
+            result[m.topic]["messages"].append(flatten(store.deserialize_cdr(m.data, m.msgtype)))
+    return result
+
+
+def resample(
+    times_ns: list[int], messages: list[Flat], period_s: float, end_ns: int | None = None
+) -> list[Flat]:
+    """A stream held between messages (zero-order hold, as a controller holds its last setpoint), sampled
+    at bag times that are multiples of ``period_s``, from the first message to ``end_ns`` (default: the last).
+
+    Why: how many setpoints a node sends, and exactly when, follows its timer and the ``/clock`` updates it
+    happened to see; what a controller is told at a given time is what matters, and is comparable between
+    runs. Each sample is the message in force at that time plus ``t_s`` (the sample's bag time, s; compare it
+    with ``rtol=0``: a relative tolerance on an epoch time is meaningless).
+
+    Raises:
+        ValueError: ``period_s`` not > 0, or times not sorted.
+    """
+    if not (math.isfinite(period_s) and period_s > 0):
+        raise ValueError(f"period_s must be a finite number > 0, got {period_s}")
+    if any(b < a for a, b in itertools.pairwise(times_ns)):
+        raise ValueError("times_ns must be sorted (messages in record order)")
+    if not times_ns:
+        return []
+    step = round(period_s * 1e9)
+    last = times_ns[-1] if end_ns is None else end_ns
+    out: list[Flat] = []
+    i = 0
+    t = -(-times_ns[0] // step) * step  # first multiple of the period at or after the first message
+    while t <= last:
+        while i + 1 < len(times_ns) and times_ns[i + 1] <= t:
+            i += 1
+        out.append({**messages[i], "t_s": t * 1e-9})
+        t += step
+    return out
 
 
 def write_golden(path: str | Path, recorded: Mapping[str, Any], tolerances: Mapping[str, Tolerance]) -> None:

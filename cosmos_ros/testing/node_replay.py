@@ -1,0 +1,342 @@
+"""Regression tests of the real nodes on a bag: lockstep replay into planner + safety, compared with a golden.
+
+:func:`replay_into_nodes` starts the planner and the safety node as processes (``NodeProcess``, both on sim
+time), waits until both are active, plays the bag with ``/clock`` in lockstep (``cosmos_ros.replay.player.
+Lockstep``: the bag clock stops after each camera frame until the safety node has reported its decision on
+the resulting plan, and then advances on the safety node's control-period grid, one answered tick at a time)
+and records the outputs to a new mcap bag. :func:`compare_with_golden` compares that recording with a JSON
+golden file (``cosmos_ros.testing.golden``): plans and safety decisions message by message, setpoints
+resampled at fixed bag times.
+
+What can be compared how tightly (see ``Lockstep`` for why): plans are the same values for the same frames,
+seed and weights on the same software stack (float32 CPU; other devices or library versions differ in the
+last bits, hence ``atol``); safety decisions, reasons and ``max_correction`` follow from the plans and the
+frozen clock; setpoints follow from the plans and the tick grid, except that a measured state the safety node
+took one message later (it is not synchronised) can shift a ``max_step_from_measured`` clamp by the motion
+between two state messages. :data:`DEFAULT_TOLERANCES` states the tolerances this package uses.
+
+Putting your own bag under test (a pytest module in your package)::
+
+    from cosmos_ros.testing.node_replay import DEFAULT_TOLERANCES, compare_with_golden, replay_into_nodes
+
+    def test_pick_cube_bag(tmp_path):
+        recorded = replay_into_nodes(
+            "test/bags/pick_cube",                       # mcap or sqlite3, as `ros2 bag record` wrote it
+            planner_params={"model_path": "/models/Cosmos3-Nano", "action_space": "arm7_joints",
+                            "camera_topics": ["/camera/image_raw"], "num_inference_steps": 10, "seed": 0},
+            safety_params={"limits_file": "/abs/path/to/my_limits.yaml"},
+            topics=("/camera/image_raw", "/goal", "/joint_states"),
+            out_dir=tmp_path,
+            frame_interval_s=1.0,                        # plan one frame per second of the bag
+        )
+        compare_with_golden(recorded, "test/golden/pick_cube.json", DEFAULT_TOLERANCES)
+
+Run it once with ``COSMOS_ROS_UPDATE_GOLDEN=1`` to write the golden file, look at it, commit it; afterwards
+the test fails, listing every difference, whenever a plan, a decision or a setpoint moves beyond its tolerance
+(a changed limit, a changed model, a changed clamp).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cosmos_ros.replay.bag import normalize_topic
+from cosmos_ros.testing.golden import (
+    GoldenResult,
+    Tolerance,
+    compare,
+    load_timed,
+    read_golden,
+    resample,
+    update_requested,
+    write_golden,
+)
+
+COMMANDS_TOPIC = "/forward_position_controller/commands"
+PLAN_TOPIC = "/action_sequence"
+STATUS_TOPIC = "/safety_status"
+DEFAULT_RECORD_TOPICS: tuple[str, ...] = (
+    f"{PLAN_TOPIC}:cosmos_ros/msg/ActionSequence",
+    f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus",
+    f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
+)
+# Setpoint topics and the rate (Hz of bag time) they are compared at.
+DEFAULT_RESAMPLE: dict[str, float] = {COMMANDS_TOPIC: 10.0}
+_IGNORE = ("*inference_time_s", "*queue_time_s", "model_id")
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    # Plans: same frames + seed + weights on the same stack; 1e-4 (rad or m) absorbs BLAS/thread-count noise.
+    PLAN_TOPIC: Tolerance(atol=1e-4, rtol=0.0, ignore=_IGNORE),
+    # Decisions: stamps are bag times (exact); max_correction follows the plan values.
+    STATUS_TOPIC: Tolerance(atol=1e-4, rtol=0.0, ignore=_IGNORE),
+    # Setpoints at 10 Hz of bag time: 5e-3 rad covers a measured-state message taken one message later by a
+    # max_step_from_measured clamp (the demo bag's joints move < 3e-3 rad between state messages).
+    f"{COMMANDS_TOPIC}@10Hz": Tolerance(atol=5e-3, rtol=0.0, ignore=_IGNORE),
+}
+
+
+class NodeReplayError(AssertionError):
+    """The replay did not run as a deterministic regression run (node down, lockstep timeout); says why."""
+
+
+def _limits_control_period(safety_params: Mapping[str, Any]) -> float:
+    """The safety node's control period: its ``control_rate_hz`` parameter, else the limits file's."""
+    if "control_rate_hz" in safety_params:
+        return 1.0 / float(safety_params["control_rate_hz"])
+    name = str(safety_params.get("limits_file", "config/limits/arm7_joints.yaml"))
+    path = Path(name)
+    if not path.is_absolute():
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("cosmos_ros")) / path
+    from cosmos_ros.safety.limits import load_limits
+
+    return 1.0 / float(load_limits(path).control_rate_hz)
+
+
+def _first_image_topic(bag: Path, topics: Sequence[str]) -> str:
+    from cosmos_ros.replay.bag import read_info
+
+    info = read_info(bag)
+    for t in topics:
+        if info.topic(t).msgtype in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"):
+            return info.topic(t).name
+    raise ValueError(f"none of the played topics {list(topics)} is a camera (Image/CompressedImage) topic")
+
+
+def replay_into_nodes(
+    bag: str | Path,
+    planner_params: Mapping[str, Any],
+    safety_params: Mapping[str, Any],
+    topics: Sequence[str],
+    record_topics: Sequence[str] = DEFAULT_RECORD_TOPICS,
+    *,
+    out_dir: str | Path | None = None,
+    camera_topic: str | None = None,
+    frame_interval_s: float | None = 1.0,
+    end_offset_s: float | None = None,
+    tick_topic: str | None = f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
+    clock_step_s: float | None = None,
+    linger_s: float = 1.0,
+    planner_params_files: Iterable[str | Path] = (),
+    safety_params_files: Iterable[str | Path] = (),
+    domain_id: int | None = None,
+    startup_timeout_s: float = 180.0,
+    plan_timeout_s: float = 120.0,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Replay ``bag`` in lockstep into a planner and a safety node (real processes); return the recording.
+
+    Args:
+        bag: Bag directory or storage file (mcap, sqlite3).
+        planner_params: Planner parameters (``model_path``, ``action_space``, ``camera_topics``, ``seed``...).
+            ``use_sim_time`` is forced on; ``max_plan_rate_hz`` defaults to 100 so no frame is skipped.
+        safety_params: Safety parameters (``limits_file``...). ``use_sim_time`` is forced on; the outputs
+            default to one ``float64_multi_array`` on ``forward_position_controller/commands``.
+        topics: Bag topics to play (camera(s), goal, measured state).
+        record_topics: ``/topic:pkg/msg/Type`` to record.
+        out_dir: Directory for the recording (``<out_dir>/recorded``, replaced if present); None: a new
+            temporary directory.
+        camera_topic: The trigger topic; None: the first Image/CompressedImage topic of ``topics``.
+        frame_interval_s: Play one camera frame per this many bag seconds (None: every frame, which on a slow
+            model means one inference per frame).
+        end_offset_s: Play the bag up to this many seconds after its start (None: all of it).
+        tick_topic: Setpoint topic the safety node answers each ``/clock`` step on (None: /clock steps at
+            wall pace, setpoints then only comparable within a tick's motion).
+        clock_step_s: ``/clock`` grid; None: the safety node's control period (parameter or limits file).
+        linger_s: Bag seconds of ``/clock`` steps after the last message (the last plan streams out).
+        planner_params_files / safety_params_files: ``--params-file`` YAMLs, applied before the params.
+        domain_id: ROS domain of the run; None: :func:`~cosmos_ros.testing.ros_harness.pick_domain_id`.
+        startup_timeout_s: Longest wait for both nodes to become active.
+        plan_timeout_s: Longest pause of the bag clock for one plan + decision.
+        env: Extra environment variables of the node processes.
+
+    Returns:
+        The recorded bag directory.
+
+    Raises:
+        NodeReplayError: A node did not come up or died, or a lockstep pause timed out (the recording would
+            not be deterministic); the message carries the nodes' log tails.
+    """
+    import rclpy
+
+    from cosmos_ros.replay.player import Lockstep, PlayerConfig, play
+    from cosmos_ros.replay.schedule import ReplayOptions
+    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id
+    from cosmos_ros.tools.demo import _wait_active
+
+    bag = Path(bag)
+    camera = camera_topic or _first_image_topic(bag, topics)
+    out = Path(tempfile.mkdtemp(prefix="node_replay_")) if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / "recorded"
+    if record.exists():
+        shutil.rmtree(record)
+    domain = pick_domain_id() if domain_id is None else domain_id
+    step = clock_step_s if clock_step_s is not None else _limits_control_period(safety_params)
+    p_params = {"max_plan_rate_hz": 100.0, **planner_params, "use_sim_time": True}
+    s_params = {
+        "output_adapters": ["float64_multi_array"],
+        "float64_multi_array.topic": COMMANDS_TOPIC.lstrip("/"),
+        **safety_params,
+        "use_sim_time": True,
+    }
+    node_env = {"PYTHONSAFEPATH": "1", **(env or {})}  # keep the install space's cosmos_ros.msg importable
+    nodes = {
+        "safety_node": NodeProcess(
+            "cosmos_ros.nodes.safety_node",
+            domain,
+            params=s_params,
+            params_files=list(safety_params_files),
+            name="safety_node",
+            env=node_env,
+        ),
+        "planner": NodeProcess(
+            "cosmos_ros.nodes.planner_node",
+            domain,
+            params=p_params,
+            params_files=list(planner_params_files),
+            name="planner",
+            env=node_env,
+        ),
+    }
+
+    def logs() -> str:
+        return "\n".join(f"--- {name} log (tail):\n{n.output()[-3000:]}" for name, n in nodes.items())
+
+    for n in nodes.values():
+        n.start()
+    try:
+        with TestPeer(domain, name="node_replay_supervisor") as peer:
+            deadline = time.monotonic() + startup_timeout_s
+            for name, proc in nodes.items():
+                left = max(1.0, deadline - time.monotonic())
+                if not _wait_active(peer, name, timeout=left):
+                    state = "exited" if not proc.alive() else "not active"
+                    raise NodeReplayError(f"{name} {state} after {startup_timeout_s} s\n{logs()}")
+        ctx = rclpy.Context()
+        rclpy.init(args=[], context=ctx, domain_id=domain)
+        try:
+            report = play(
+                bag,
+                ReplayOptions(
+                    topics=tuple(topics),
+                    end_offset_s=end_offset_s,
+                    throttle=((camera, frame_interval_s),) if frame_interval_s else (),
+                ),
+                PlayerConfig(
+                    publish_clock=True,
+                    record_path=record,
+                    record_topics=tuple(record_topics),
+                    record_linger_s=linger_s,
+                    wait_for_subscribers_s=20.0,
+                    discovery_timeout_s=20.0,
+                    lockstep=Lockstep(
+                        trigger_topics=(camera,),
+                        ack_topic=f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus",
+                        ack_filter=_is_plan_decision,
+                        timeout_s=plan_timeout_s,
+                        clock_step_s=step,
+                        tick_topic=tick_topic,
+                    ),
+                ),
+                context=ctx,
+            )
+        finally:
+            ctx.try_shutdown()
+        dead = [name for name, n in nodes.items() if not n.alive()]
+        if dead:
+            raise NodeReplayError(f"{dead} exited during the replay\n{report.summary()}\n{logs()}")
+        if report.lockstep_timeouts or report.unmatched:
+            raise NodeReplayError(
+                f"replay was not in lockstep ({report.lockstep_timeouts} pauses timed out after "
+                f"{plan_timeout_s} s; topics without subscriber: {list(report.unmatched)}): a frame gave no "
+                f"plan or no safety decision\n{report.summary()}\n{logs()}"
+            )
+    finally:
+        for n in nodes.values():
+            n.stop()
+    return report.record_path or record
+
+
+def _is_plan_decision(msg: Any) -> bool:
+    """A SafetyStatus about a plan (state-change statuses have ``plan_id == 0``)."""
+    return int(msg.plan_id) > 0
+
+
+def resampled_name(topic: str, hz: float) -> str:
+    """Name of a resampled setpoint stream in a golden file: ``/commands@10Hz``."""
+    return f"{topic}@{hz:g}Hz"
+
+
+def load_for_golden(
+    recorded: str | Path,
+    topics: Iterable[str],
+    resample_hz: Mapping[str, float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The recorded topics as a golden compares them: messages as they are, setpoint topics resampled.
+
+    Args:
+        recorded: The recorded bag.
+        topics: Topics to take (``/topic`` or ``/topic:type``).
+        resample_hz: Topic -> Hz of bag time at which it is sampled (zero-order hold); the topic appears as
+            ``resampled_name(topic, hz)``. Default: :data:`DEFAULT_RESAMPLE` for the topics it names.
+    """
+    names = [normalize_topic(t.partition(":")[0]) for t in topics]  # '/topic:pkg/msg/Type' -> '/topic'
+    rates = {
+        t: hz for t, hz in (DEFAULT_RESAMPLE if resample_hz is None else resample_hz).items() if t in names
+    }
+    timed = load_timed(recorded, names)
+    end = max((t for v in timed.values() for t in v["times_ns"]), default=None)
+    out: dict[str, dict[str, Any]] = {}
+    for topic, v in timed.items():
+        if topic in rates:
+            msgs = resample(v["times_ns"], v["messages"], 1.0 / rates[topic], end_ns=end)
+            out[resampled_name(topic, rates[topic])] = {"type": v["type"], "messages": msgs}
+        else:
+            out[topic] = {"type": v["type"], "messages": v["messages"]}
+    return out
+
+
+def compare_with_golden(
+    recorded: str | Path,
+    golden_path: str | Path,
+    tolerances: Mapping[str, Tolerance] | Tolerance = DEFAULT_TOLERANCES,
+    *,
+    topics: Iterable[str] = DEFAULT_RECORD_TOPICS,
+    resample_hz: Mapping[str, float] | None = None,
+    update: bool | None = None,
+) -> GoldenResult:
+    """Compare a recording of :func:`replay_into_nodes` with a golden file; raise listing every difference.
+
+    Args:
+        recorded: The recorded bag.
+        golden_path: JSON golden (``cosmos_ros.testing.golden`` format).
+        tolerances: Per compared topic (resampled ones under their ``@<Hz>Hz`` name), or one for all.
+        topics: Recorded topics to compare.
+        resample_hz: Setpoint topics and their sampling rate (see :func:`load_for_golden`).
+        update: Write the golden instead of comparing; None: ``COSMOS_ROS_UPDATE_GOLDEN``.
+
+    Returns:
+        The (successful) result.
+
+    Raises:
+        AssertionError: The recording does not match (every problem listed), or the golden is missing.
+    """
+    data = load_for_golden(recorded, topics, resample_hz)
+    if update if update is not None else update_requested():
+        per_topic = {t: tolerances for t in data} if isinstance(tolerances, Tolerance) else dict(tolerances)
+        write_golden(golden_path, data, {t: per_topic.get(t, Tolerance()) for t in data})
+        return GoldenResult(True, (), {t: len(v["messages"]) for t, v in data.items()}, updated=True)
+    if not Path(golden_path).is_file():
+        raise AssertionError(
+            f"golden file {golden_path} does not exist; create it with COSMOS_ROS_UPDATE_GOLDEN=1"
+        )
+    result = compare(data, read_golden(golden_path), tolerances)
+    if not result.ok:
+        raise AssertionError(result.report())
+    return result
