@@ -453,6 +453,49 @@ class TestTwoCamerasTiled:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Two cameras configured, one selected
+# ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="class")
+def selected(peer: TestPeer, domain_id: int, tiny_model_dir: Path) -> Iterator[PlannerRig]:
+    rig = PlannerRig(peer, "/arm_c", "planner_c", {"left": False, "right": False})
+    params = dict(
+        COMMON_PARAMS,
+        model_path=str(tiny_model_dir),
+        camera_topics=["left", "right"],
+        camera_combine="select",
+        selected_camera="right",
+        decode_video=True,
+        publish_predicted_frames=True,
+        predicted_frames_max_rate_hz=50.0,
+    )
+    rig.proc = NodeProcess(
+        MODULE, domain_id, params=params, name="planner_c", namespace="/arm_c", env=NODE_ENV
+    ).start()
+    try:
+        ok = wait_until(lambda: rig.diag().get("active") == "True" or not rig.proc.alive(), STARTUP_S)
+        assert ok and rig.proc.alive(), rig.proc.output()[-3000:]
+        assert peer.wait_for_subscribers(rig.cam_pubs["right"], 1, timeout=30)
+        yield rig
+    finally:
+        code = rig.proc.stop(timeout=20)
+        assert code == 0, f"planner exit code {code}:\n{rig.proc.output()[-3000:]}"
+
+
+class TestSelectedCamera:
+    def test_only_the_selected_camera_is_used(self, selected: PlannerRig) -> None:
+        assert selected.cam_pubs["left"].get_subscription_count() == 0  # not even subscribed
+        selected.set_goal("pour the water")
+        s = next_stamp()
+        selected.send("right", image_msg(s, _rgb(48, 80)))
+        plan = selected.wait_plan_with_stamp(s)
+        assert plan.goal == "pour the water"
+        # The model was conditioned on the right camera's 80x48 image alone.
+        assert wait_until(lambda: len(selected.frames) > 0, 10), "no predicted frames"
+        f = selected.frames.messages[0]
+        assert (f.width, f.height) == (80, 48)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Configure failure
 # ----------------------------------------------------------------------------------------------------------
 def test_bad_model_dir_fails_configure_with_loader_error(domain_id: int, tmp_path: Path) -> None:
