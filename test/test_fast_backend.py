@@ -173,7 +173,7 @@ def test_sampler_coefficients_reproduce_the_scheduler(pipe):
     import copy
 
     steps = 12
-    a, b, timesteps = linear_sampler_coefficients(pipe.scheduler, steps)
+    a, b, _ = linear_sampler_coefficients(pipe.scheduler, steps)
     sched = copy.deepcopy(pipe.scheduler)
     sched.set_timesteps(steps, device="cpu")
     gen = torch.Generator().manual_seed(0)

@@ -55,7 +55,9 @@ def test_onnx_step_matches_torch(pipe, tmp_path, pad):
 
     plan = example_plan(backend, config)
     for step in (0, 1):
-        feeds = step_inputs(backend, plan.layouts[0], plan.x0_state, plan.tembs[step : step + 1], config.text_bucket)
+        feeds = step_inputs(
+            backend, plan.layouts[0], plan.x0_state, plan.tembs[step : step + 1], config.text_bucket
+        )
         (onnx_v,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
         ref = _torch_velocity(backend, plan, step)
         assert onnx_v.shape == ref.shape

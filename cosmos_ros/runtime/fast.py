@@ -61,7 +61,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float, nemotron: bool) -> torch.Tensor:
-    """The two RMSNorm flavours of ``transformer_cosmos3`` (diffusers ``RMSNorm`` / ``Cosmos3NemotronRMSNorm``)."""
+    """The two RMSNorm flavours of ``transformer_cosmos3`` (``RMSNorm`` / ``Cosmos3NemotronRMSNorm``)."""
     var = x.float().pow(2).mean(-1, keepdim=True)
     if nemotron:
         return (w.float() * (x.float() * torch.rsqrt(var + eps))).to(x.dtype)
@@ -124,7 +124,7 @@ def linear_sampler_coefficients(
     Why: UniPC (and every multistep solver here, with thresholding off) is linear in the initial sample and
     the velocities, with coefficients that depend only on the sigma schedule; but stepping it costs ~100 tiny
     kernel launches and host syncs per step. We run the real scheduler once on probe vectors (element 0 = the
-    initial sample, element j + 1 = velocity j, in float64) and read the coefficients off, so the sampling loop
+    initial sample, element j + 1 = velocity j, in float64) and read the coefficients off, so the loop
     does one weighted sum per step with exactly the scheduler's arithmetic.
 
     Returns:
@@ -404,7 +404,7 @@ class FastPolicyBackend:
         lay = layouts[0]
         self.last_sequence_lengths = (lay.und_len, lay.num_vision_tokens + lay.action_len)
 
-        # 5. Sampler: the pipeline's scheduler as per-step linear coefficients (see linear_sampler_coefficients).
+        # 5. Sampler: the pipeline's scheduler as per-step linear coefficients (linear_sampler_coefficients).
         coef_a, coef_b, timesteps = self._coefficients(request.num_inference_steps)
         return PreparedPlan(
             layouts=layouts,
@@ -667,7 +667,7 @@ class FastPolicyBackend:
             mask: Optional additive key mask ``[1, 1, 1, text + gen]`` when the text is padded to a bucket.
 
         Returns:
-            float32 velocity in the layout of ``state``, zero where conditioned and beyond the raw action width.
+            float32 velocity laid out like ``state``, zero where conditioned and beyond the raw action width.
         """
         tr, p, c = self.tr, self.patch, self.latent_channel
         _, _, nt, h, w = layout.latent_shape

@@ -3,7 +3,7 @@
 Why one step and not the whole call: the sampling loop (noise, sampler coefficients, guidance) is a few
 vector operations per step and stays in Python around the engine; the step is where all the weights and
 FLOPs are. An engine has static shapes, so a configuration fixes them: resolution tier and input image size
-(they fix the latent grid), chunk size (action tokens and latent frames) and a *prompt-length bucket*: the text
+(they fix the latent grid), chunk size (action tokens and latent frames) and a *prompt-length bucket*: text
 keys/values enter padded to the bucket, with an additive key mask that gives padded keys zero weight, so
 every prompt up to the bucket's length runs on one engine.
 
@@ -72,7 +72,9 @@ class StepExportConfig:
         if self.image_height < 2 or self.image_width < 2:
             raise ValueError(f"image size must be at least 2x2, got {self.image_width}x{self.image_height}")
         if self.chunk_size <= 0 or self.chunk_size % CHUNK_MULTIPLE != 0:
-            raise ValueError(f"chunk_size must be a positive multiple of {CHUNK_MULTIPLE}, got {self.chunk_size}")
+            raise ValueError(
+                f"chunk_size must be a positive multiple of {CHUNK_MULTIPLE}, got {self.chunk_size}"
+            )
         if self.text_bucket < 1:
             raise ValueError(f"text_bucket must be >= 1, got {self.text_bucket}")
 
@@ -161,7 +163,9 @@ def step_inputs(
     }
 
 
-def example_plan(backend: FastPolicyBackend, config: StepExportConfig, prompt: str = "pick up the cube") -> Any:
+def example_plan(
+    backend: FastPolicyBackend, config: StepExportConfig, prompt: str = "pick up the cube"
+) -> Any:
     """Prepare a plan of ``config``'s shapes (a grey image), to trace the export and to test it."""
     request = PolicyRequest(
         image=np.full((config.image_height, config.image_width, 3), 128, dtype=np.uint8),
@@ -176,7 +180,11 @@ def example_plan(backend: FastPolicyBackend, config: StepExportConfig, prompt: s
 
 @torch.no_grad()
 def export_step_onnx(
-    pipe: Any, config: StepExportConfig, out_path: str | Path, opset: int = 17, prompt: str = "pick up the cube"
+    pipe: Any,
+    config: StepExportConfig,
+    out_path: str | Path,
+    opset: int = 17,
+    prompt: str = "pick up the cube",
 ) -> Path:
     """Write the denoiser step of ``pipe`` for ``config`` to ``out_path`` (ONNX; external data past 2 GB).
 
@@ -201,3 +209,22 @@ def export_step_onnx(
         do_constant_folding=True,
     )
     return out
+
+
+def engine_cache_path(
+    cache_dir: str | Path, config: StepExportConfig, precision: str, device_name: str, trt_version: str
+) -> Path:
+    """Where the engine of ``config`` built for ``device_name`` with TensorRT ``trt_version`` is cached.
+
+    Why all four in the name: an engine is only valid for the shapes it was built for, on the GPU model and
+    TensorRT version that built it; anything else must rebuild rather than load a mismatched file.
+    """
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
+    name = (
+        f"cosmos3_step_{config.tag()}_{precision}_{sanitize(device_name)}_trt{sanitize(trt_version)}.engine"
+    )
+    return Path(cache_dir) / name
+
+
+ENGINE_PRECISIONS = ("bf16", "fp16", "fp8")

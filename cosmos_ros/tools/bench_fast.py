@@ -105,7 +105,7 @@ def _word_tokenizer(sample_texts: list[str]) -> Any:
     """A word-level tokenizer with a chat template, built in-process.
 
     Why words: the prompt length drives the stock call's cost (it pushes the text through every layer at every
-    step). A byte-level tokenizer would make the prompt ~4x longer than Qwen's BPE does; splitting on words and
+    step). A byte-level tokenizer would make the prompt ~4x longer than Qwen's BPE; splitting on words and
     punctuation runs gives a count close to BPE's for this JSON prompt. The benchmark prints the count.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -169,7 +169,7 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
                 *[size.head_dim * 5 // 32] * 2,
             ],
         )
-        # The per-domain action projections are nn.Embedding (N(0, 1)); give them Linear-like fan-in scaling so
+        # The per-domain action projections are nn.Embedding (N(0, 1)); give them Linear-like fan-in scale so
         # random actions stay O(1) over 30 steps.
         for proj in (tr.action_proj_in, tr.action_proj_out):
             proj.fc.weight.data.normal_(0.0, 1.0 / math.sqrt(proj.input_size))
@@ -239,7 +239,7 @@ def floor_seconds(
     bandwidth: float,
     bytes_per_param: float = 2.0,
 ) -> dict[str, float]:
-    """Hardware floor of one plan: weights streamed once per step at ``bandwidth``, FLOPs at ``peak_flops``."""
+    """Hardware floor of one plan: weights read once per step at ``bandwidth``, FLOPs at ``peak_flops``."""
     cfg = tr.config
     gen_p, und_p = gen_pathway_params(tr)
     layer_linear = 0
@@ -432,7 +432,8 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
     n_und, n_gen = fast.last_sequence_lengths
     res["n_und"], res["n_gen"] = n_und, n_gen
     log(
-        f"  tier {tier} done: stock median {statistics.median(res['stock']):.3f}s fast {statistics.median(res['fast']):.3f}s"
+        f"  tier {tier} done: stock median {statistics.median(res['stock']):.3f}s, "
+        f"fast {statistics.median(res['fast']):.3f}s"
     )
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -440,7 +441,8 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
 
 
 def _fmt_stats(xs: list[float]) -> str:
-    return f"{statistics.median(xs) * 1e3:8.1f} ms (min {min(xs) * 1e3:.1f}, max {max(xs) * 1e3:.1f}, n={len(xs)})"
+    med = statistics.median(xs) * 1e3
+    return f"{med:8.1f} ms (min {min(xs) * 1e3:.1f}, max {max(xs) * 1e3:.1f}, n={len(xs)})"
 
 
 def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, header: str) -> str:
@@ -461,7 +463,8 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
         fast_med = statistics.median(r["fast"])
         p()
         p(
-            f"== tier {tier}: {hw[0]}x{hw[1]} input, chunk {args.chunk}, {args.steps} steps, guidance 1.0, actions only"
+            f"== tier {tier}: {hw[0]}x{hw[1]} input, chunk {args.chunk}, {args.steps} steps, guidance 1.0, "
+            "actions only"
         )
         p(f"   sequence: {r['n_und']} text tokens, {r['n_gen']} generation tokens (vision + action)")
         p(f"   stock diffusers (output_type=latent) : {_fmt_stats(r['stock'])}")
@@ -478,13 +481,15 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
         p(
             f"   stock stages (1 instrumented call, {r['stock_instrumented_s'] * 1e3:.0f} ms): transformer "
             f"{statistics.median(tr_t) * 1e3:.1f} ms/step x {len(tr_t)} = {sum(tr_t) * 1e3:.0f} ms; "
-            f"VAE encode {sum(st['vae_encode']) * 1e3:.1f} ms; rest {(r['stock_instrumented_s'] - sum(tr_t) - sum(st['vae_encode'])) * 1e3:.0f} ms"
+            f"VAE encode {sum(st['vae_encode']) * 1e3:.1f} ms; rest "
+            f"{(r['stock_instrumented_s'] - sum(tr_t) - sum(st['vae_encode'])) * 1e3:.0f} ms"
         )
         fs = r["fast_stages"]
         p("   fast stages (median): " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in fs.items()))
         p(f"   fast denoise per step                 : {fs['denoise'] / args.steps * 1e3:8.2f} ms")
         p(
-            f"   peak GPU memory: stock {r['stock_peak_gib']:.2f} GiB, fast {r['fast_peak_gib']:.2f} GiB (weights included)"
+            f"   peak GPU memory: stock {r['stock_peak_gib']:.2f} GiB, fast {r['fast_peak_gib']:.2f} GiB "
+            "(weights included)"
         )
         p(
             f"   agreement (relative L2 vs stock, same seed): actions fast {r['rel_l2_actions']:.3e}, "
@@ -561,10 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     import diffusers
 
     dev_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    now = datetime.datetime.now(datetime.timezone.utc)
     header = (
-        f"cosmos_ros fast-inference benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
+        f"cosmos_ros fast-inference benchmark, {now:%Y-%m-%d %H:%M UTC}\n"
         f"device: {dev_name}; torch {torch.__version__}; diffusers {diffusers.__version__}; dtype {dtype}\n"
-        f"model: {size.name}: hidden {size.hidden}, {size.layers} layers, {size.heads} query / {size.kv_heads} KV "
+        f"model: {size.name}: hidden {size.hidden}, {size.layers} layers, {size.heads} query / "
+        f"{size.kv_heads} KV "
         f"heads, head_dim {size.head_dim}, FFN {size.ffn}, action_dim {size.action_dim}, vocab {size.vocab}: "
         f"{n_params / 1e9:.2f} B transformer parameters; Wan 2.2-size VAE (z_dim {size.z_dim}).\n"
         f"random weights: latency and agreement only, no planning quality. measured D2D copy bandwidth "
