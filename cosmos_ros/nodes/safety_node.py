@@ -1,0 +1,1007 @@
+"""The safety-bounds node: the only path from a plan to a controller topic.
+
+A thin rclpy layer over ``cosmos_ros.safety`` (the pure-Python core that checks, clamps, schedules and
+watches). This module only converts messages, keeps time, publishes, and survives: every check and clamp lives
+in the core, so it is unit-tested without a ROS graph and this node cannot drift from it.
+
+Lifecycle (``rclpy.lifecycle``, Humble..Kilted):
+
+- ``configure``: reads the parameters, loads and validates the limits file, builds the supervisor and the
+  publishers/subscriptions. A bad limits file is logged at ERROR and the transition FAILS (the node stays
+  unconfigured); with ``autostart`` the process then exits with status 1 so a launch file ends on it.
+- ``activate``: the supervisor starts from the *measured* state (soft start) and the control-rate timer
+  streams setpoints.
+- ``deactivate``: the timer stops; nothing more is sent, so the controllers hold their last setpoint.
+- ``cleanup``/``shutdown``: everything made in configure is destroyed.
+
+Threads: a ``MultiThreadedExecutor`` runs the streaming timer in its own mutually exclusive callback group and
+everything else (plans, measured state, e-stop, reset, diagnostics) in another, so a plan being checked never
+delays a tick. The supervisor is shared between the two and is only touched under ``self._core_lock``.
+
+Errors: every callback catches its exceptions, logs them (throttled) and counts them under ``internal_error``
+in the diagnostics. A tick that fails publishes nothing (the controllers hold); a plan that cannot be
+converted or checked is rejected, reported, and sends nothing.
+
+E-stop reset: ``~/reset_estop`` (``std_srvs/Trigger``). A service, not a topic, so the caller learns whether
+the reset was accepted and a stale latched message on a topic can never clear a stop.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from cosmos_ros.msg import ActionSequence, SafetyStatus
+from cosmos_ros.nodes.conversions import msg_to_plan
+from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, OutputAdapter, make_adapters
+
+# --- QoS -------------------------------------------------------------------------------------------------
+# Plans: reliable (a plan is a unit; losing one silently would look like a stall), shallow queue (an old plan
+# is about to be superseded anyway), volatile (a plan from before we started is stale by definition).
+PLAN_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=5,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# E-stop: reliable, volatile. Volatile on the subscriber side matches both volatile and transient-local
+# publishers; a best-effort e-stop publisher is refused by design (an e-stop must not be droppable).
+ESTOP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Controller topics: what ros2_control's forward_command_controller / JointTrajectoryController subscribe
+# with (rclcpp::SystemDefaultsQoS: reliable, keep last 10).
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# Measured state: qos_profile_sensor_data (best effort) is compatible with reliable and best-effort
+# publishers alike (joint_state_broadcaster publishes reliable, many drivers best effort).
+STATE_QOS = qos_profile_sensor_data
+
+OUTPUT_STATE_NAMES = {
+    SafetyStatus.OUTPUT_IDLE: "idle",
+    SafetyStatus.OUTPUT_STREAMING: "streaming",
+    SafetyStatus.OUTPUT_HOLDING: "holding",
+    SafetyStatus.OUTPUT_DECELERATING: "decelerating",
+    SafetyStatus.OUTPUT_ESTOP: "estop",
+}
+
+
+class IntervalHistogram:
+    """Tick intervals in fixed-width bins, for jitter percentiles without per-tick allocation.
+
+    Why a histogram: the timer path must stay allocation-light, and percentiles over minutes of 500 Hz ticks
+    would otherwise need an ever-growing list. With 10 µs bins, p50/p99 are exact to 10 µs.
+
+    Args:
+        bin_s: bin width in seconds (> 0).
+        max_s: intervals at or above this land in the last bin (> bin_s).
+    """
+
+    def __init__(self, bin_s: float = 1e-5, max_s: float = 0.25) -> None:
+        if not bin_s > 0:
+            raise ValueError(f"bin_s must be > 0, got {bin_s}")
+        if not max_s > bin_s:
+            raise ValueError(f"max_s must be > bin_s ({bin_s}), got {max_s}")
+        self.bin_s = bin_s
+        # numpy, so percentile() and reset() are microseconds (they run in another thread, under the GIL).
+        self._bins = np.zeros(int(max_s / bin_s) + 1, dtype=np.int64)
+        self.count = 0
+        self.max_s = 0.0
+        self.sum_s = 0.0
+
+    def record(self, interval_s: float) -> None:
+        i = int(interval_s / self.bin_s)
+        if i >= len(self._bins):
+            i = len(self._bins) - 1
+        elif i < 0:
+            i = 0
+        self._bins[i] += 1
+        self.count += 1
+        self.sum_s += interval_s
+        if interval_s > self.max_s:
+            self.max_s = interval_s
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) in seconds, at the bin centre; NaN when empty."""
+        if not 0 <= q <= 100:
+            raise ValueError(f"q must be in [0, 100], got {q}")
+        if self.count == 0:
+            return math.nan
+        cum = np.cumsum(self._bins)
+        target = max(1, math.ceil(q / 100.0 * self.count))
+        i = int(np.searchsorted(cum, target))
+        return (i + 0.5) * self.bin_s
+
+    def reset(self) -> None:
+        self._bins[:] = 0
+        self.count = 0
+        self.max_s = 0.0
+        self.sum_s = 0.0
+
+
+def resolve_limits_path(name: str, share_dir: Callable[[], str]) -> Path:
+    """An absolute path as is; a relative one against the package share directory (``config/limits/...``).
+
+    Args:
+        name: the ``limits_file`` parameter.
+        share_dir: returns the package share directory (``get_package_share_directory('cosmos_ros')``);
+            a function so that it is only looked up when needed and tests can pass their own.
+
+    Raises:
+        ValueError: empty name.
+    """
+    if not name:
+        raise ValueError("limits_file must name a limits YAML file, got ''")
+    p = Path(name)
+    return p if p.is_absolute() else Path(share_dir()) / p
+
+
+def _share_dir() -> str:
+    from ament_index_python.packages import get_package_share_directory
+
+    return str(get_package_share_directory("cosmos_ros"))
+
+
+def _desc(
+    text: str,
+    *,
+    read_only: bool = False,
+    float_range: tuple[float, float] | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=text, read_only=read_only)
+    if float_range is not None:
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float_range[0], to_value=float_range[1], step=0.0)
+        ]
+    if choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(choices)
+    return d
+
+
+WATCHDOG_MODES = ("hold", "decelerate")
+BLEND_MODES = ("crossfade", "replace")
+STATE_TYPES = ("joint_state", "pose")
+
+# name -> (default, or a Parameter.Type for "unset unless given"; descriptor). Declared once, here, and read
+# in on_configure only; config/safety.yaml carries the same names with the defaults written out.
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
+    "limits_file": (
+        "config/limits/arm7_joints.yaml",
+        _desc(
+            "Safety limits YAML (bounds, velocity/acceleration/jerk, staleness, frame). A relative path "
+            "resolves against the cosmos_ros share directory",
+            read_only=True,
+        ),
+    ),
+    "control_rate_hz": (
+        Parameter.Type.DOUBLE,
+        _desc(
+            "Setpoint streaming rate (Hz). Unset: the limits file's control_rate_hz",
+            float_range=(1.0, 1000.0),
+        ),
+    ),
+    "shadow_mode": (
+        False,
+        _desc(
+            "Compute everything but publish setpoints only on ~/shadow/<topic>, never on controller topics "
+            "(first bring-up on a real robot)",
+            read_only=True,
+        ),
+    ),
+    "autostart": (
+        True,
+        _desc(
+            "main() runs configure + activate itself (plain `ros2 run`); false: wait for a lifecycle manager"
+        ),
+    ),
+    "output_adapters": (
+        ["float64_per_axis"],
+        _desc("Message kinds setpoints are published as (one or more)", choices=ADAPTER_KINDS),
+    ),
+    "float64_per_axis.topic_pattern": (
+        "{axis}/setpoint",
+        _desc("std_msgs/Float64 topic per axis, relative; '{axis}' becomes the axis name"),
+    ),
+    "float64_multi_array.topic": (
+        "forward_position_controller/commands",
+        _desc("std_msgs/Float64MultiArray topic (forward_command_controller '<name>/commands'), relative"),
+    ),
+    "pose_stamped.topic": (
+        "target_frame",
+        _desc("geometry_msgs/PoseStamped topic (FZI cartesian controllers 'target_frame'), relative"),
+    ),
+    "pose_stamped.gripper_topic": (
+        "gripper/setpoint",
+        _desc("std_msgs/Float64 topic for the gripper axis of pose spaces, relative"),
+    ),
+    "joint_trajectory.topic": (
+        "joint_trajectory_controller/joint_trajectory",
+        _desc("trajectory_msgs/JointTrajectory topic (one point per tick), relative"),
+    ),
+    "joint_trajectory.time_from_start_s": (
+        0.01,
+        _desc(
+            "time_from_start of the single trajectory point (s), about one control period",
+            float_range=(1e-4, 1.0),
+        ),
+    ),
+    "plan_topic": ("action_sequence", _desc("cosmos_ros/ActionSequence plans to check and stream, relative")),
+    "measured_state_topic": ("joint_states", _desc("Measured robot state topic, relative")),
+    "measured_state_type": (
+        "joint_state",
+        _desc(
+            "joint_state: sensor_msgs/JointState, mapped by joint NAME; pose: geometry_msgs/PoseStamped "
+            "(in the limits frame_id) plus the gripper from gripper_state_topic",
+            choices=STATE_TYPES,
+        ),
+    ),
+    "gripper_state_topic": (
+        "joint_states",
+        _desc(
+            "Pose spaces only: sensor_msgs/JointState topic whose joint named 'gripper' is the measured "
+            "gripper, relative"
+        ),
+    ),
+    "estop_topic": ("estop", _desc("std_msgs/Bool; true latches the e-stop (cleared only by ~/reset_estop)")),
+    "status_topic": (
+        "safety_status",
+        _desc("cosmos_ros/SafetyStatus per plan and on state changes, relative"),
+    ),
+    "watchdog_mode": (
+        "decelerate",
+        _desc(
+            "When no valid plan covers now: hold the last setpoint (tracked within the limits), or brake to "
+            "rest as fast as the limits allow",
+            choices=WATCHDOG_MODES,
+        ),
+    ),
+    "estop_mode": (
+        "decelerate",
+        _desc("While the e-stop is latched: hold or decelerate (as watchdog_mode)", choices=WATCHDOG_MODES),
+    ),
+    "blend_mode": (
+        "crossfade",
+        _desc("How a new plan takes over from a running one", choices=BLEND_MODES),
+    ),
+    "blend_time_s": (
+        0.2,
+        _desc("Cross-fade window from the running plan to a newly accepted one (s)", float_range=(0.0, 5.0)),
+    ),
+    "diagnostics_period_s": (1.0, _desc("Period of /diagnostics messages (s)", float_range=(0.05, 3600.0))),
+}
+
+
+@dataclass(frozen=True)
+class SafetyNodeConfig:
+    """The node's parameters, validated (pure data: built and tested without a ROS graph).
+
+    Attributes mirror ``PARAMETERS``; ``control_rate_hz`` is None when unset (the limits file decides).
+    Behaviour settings the core owns (watchdog/e-stop/blend) are validated again by ``SupervisorConfig``.
+    """
+
+    limits_file: str
+    control_rate_hz: float | None
+    shadow_mode: bool
+    output_adapters: tuple[str, ...]
+    adapters: AdapterSettings
+    plan_topic: str
+    measured_state_topic: str
+    measured_state_type: str
+    gripper_state_topic: str
+    estop_topic: str
+    status_topic: str
+    watchdog_mode: str
+    estop_mode: str
+    blend_mode: str
+    blend_time_s: float
+    diagnostics_period_s: float
+
+    def __post_init__(self) -> None:
+        if not self.limits_file:
+            raise ValueError("limits_file must name a limits YAML file, got ''")
+        if self.control_rate_hz is not None and not 1.0 <= self.control_rate_hz <= 1000.0:
+            raise ValueError(f"control_rate_hz must be in [1, 1000] Hz, got {self.control_rate_hz}")
+        unknown = [k for k in self.output_adapters if k not in ADAPTER_KINDS]
+        if not self.output_adapters or unknown:
+            raise ValueError(
+                f"output_adapters must list one or more of {list(ADAPTER_KINDS)}, "
+                f"got {list(self.output_adapters)}"
+            )
+        for name, choices in (
+            ("measured_state_type", STATE_TYPES),
+            ("watchdog_mode", WATCHDOG_MODES),
+            ("estop_mode", WATCHDOG_MODES),
+            ("blend_mode", BLEND_MODES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in (
+            "plan_topic",
+            "measured_state_topic",
+            "gripper_state_topic",
+            "estop_topic",
+            "status_topic",
+        ):
+            topic = getattr(self, name)
+            if not topic or topic.startswith("/"):
+                raise ValueError(f"{name} must be a non-empty relative topic name, got {topic!r}")
+        if not 0.0 <= self.blend_time_s <= 5.0:
+            raise ValueError(f"blend_time_s must be in [0, 5] s, got {self.blend_time_s}")
+        if not self.diagnostics_period_s > 0:
+            raise ValueError(f"diagnostics_period_s must be > 0, got {self.diagnostics_period_s}")
+
+
+def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link") -> SafetyNodeConfig:
+    """Build a :class:`SafetyNodeConfig` from parameter values (``get(name)``; None = not set).
+
+    Args:
+        get: parameter getter.
+        frame_id: frame of the pose adapter's messages (the limits file's frame_id).
+
+    Raises:
+        ValueError: a value is out of range or inconsistent; the message names the parameter.
+    """
+    rate = get("control_rate_hz")
+    return SafetyNodeConfig(
+        limits_file=str(get("limits_file")),
+        control_rate_hz=None if rate is None else float(rate),
+        shadow_mode=bool(get("shadow_mode")),
+        output_adapters=tuple(str(k) for k in get("output_adapters")),
+        adapters=AdapterSettings(
+            per_axis_topic_pattern=str(get("float64_per_axis.topic_pattern")),
+            multi_array_topic=str(get("float64_multi_array.topic")),
+            pose_topic=str(get("pose_stamped.topic")),
+            pose_frame_id=frame_id,
+            gripper_topic=str(get("pose_stamped.gripper_topic")),
+            trajectory_topic=str(get("joint_trajectory.topic")),
+            trajectory_time_from_start_s=float(get("joint_trajectory.time_from_start_s")),
+        ),
+        plan_topic=str(get("plan_topic")),
+        measured_state_topic=str(get("measured_state_topic")),
+        measured_state_type=str(get("measured_state_type")),
+        gripper_state_topic=str(get("gripper_state_topic")),
+        estop_topic=str(get("estop_topic")),
+        status_topic=str(get("status_topic")),
+        watchdog_mode=str(get("watchdog_mode")),
+        estop_mode=str(get("estop_mode")),
+        blend_mode=str(get("blend_mode")),
+        blend_time_s=float(get("blend_time_s")),
+        diagnostics_period_s=float(get("diagnostics_period_s")),
+    )
+
+
+class MeasuredState:
+    """Assembles the measured positions ``[D]`` (limits axis order) from JointState / PoseStamped messages.
+
+    Why by NAME: joint_state_broadcaster orders joints as the URDF/hardware does, and several publishers may
+    each carry a subset (arm driver + gripper driver); positions are matched to axes by joint name, other
+    joints are ignored, and the array is complete only once every axis has been seen.
+
+    Args:
+        axis_names: the action space's axes (``SafetyLimits.axis_names``).
+        frame_id: frame a measured PoseStamped must be in (the limits frame).
+    """
+
+    POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw")
+
+    def __init__(self, axis_names: tuple[str, ...], frame_id: str) -> None:
+        self._index = {n: i for i, n in enumerate(axis_names)}
+        self._values = np.full(len(axis_names), np.nan)
+        self._frame_id = frame_id
+        self.rejected = 0  # messages that could not be used (no positions, wrong frame)
+
+    @property
+    def complete(self) -> bool:
+        return not bool(np.isnan(self._values).any())
+
+    def missing(self) -> list[str]:
+        return [n for n, i in self._index.items() if np.isnan(self._values[i])]
+
+    def values(self) -> np.ndarray:
+        return self._values.copy()
+
+    def update_joint_state(self, names: list[str], positions: Any) -> bool:
+        """Take the positions of known joints; False (counted) if the message carries no usable positions."""
+        if len(positions) != len(names):
+            self.rejected += 1  # effort-only or malformed message: no positions to use
+            return False
+        used = False
+        for name, pos in zip(names, positions, strict=True):
+            i = self._index.get(name)
+            if i is not None:
+                self._values[i] = pos
+                used = True
+        return used
+
+    def update_pose(self, frame_id: str, xyz_xyzw: tuple[float, ...]) -> bool:
+        """Take a measured end-effector pose; False (counted) if it is in another frame than the limits."""
+        if frame_id != self._frame_id:
+            self.rejected += 1
+            return False
+        for name, v in zip(self.POSE_FIELDS, xyz_xyzw, strict=True):
+            i = self._index.get(name)
+            if i is not None:
+                self._values[i] = v
+        return True
+
+
+class SafetyNode(LifecycleNode):
+    """Lifecycle node streaming checked setpoints; see the module docstring.
+
+    Args:
+        node_name: ROS node name.
+        **kwargs: passed to ``rclpy.lifecycle.Node`` (e.g. ``context``, ``parameter_overrides``).
+    """
+
+    def __init__(self, node_name: str = "safety_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        # After declaring: the callback refuses changes that would silently not apply (see _on_set_params).
+        self.add_on_set_parameters_callback(self._on_set_params)
+        self._core_lock = threading.Lock()
+        self._tick_group = MutuallyExclusiveCallbackGroup()
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._reset_state()
+
+    # --- state made in configure and freed in cleanup ------------------------------------------------
+    def _reset_state(self) -> None:
+        self._configured = False
+        self._active = False
+        self._supervisor: Any = None
+        self._limits: Any = None
+        self._measured: MeasuredState | None = None
+        self._adapters: list[OutputAdapter] = []
+        self._made_lifecycle_pubs: list[Any] = []
+        self._made_pubs: list[Any] = []
+        self._made_subs: list[Any] = []
+        self._made_services: list[Any] = []
+        self._made_timers: list[Any] = []
+        self._tick_timer: Any = None
+        self._status_pub: Any = None
+        self._diag_pub: Any = None
+        self._shadow = False
+        self._period_s = 0.01
+        # Node-side counters (the core counts its own decisions, see SupervisorCounters).
+        self._errors: Counter[str] = Counter()
+        self._node_rejections: Counter[str] = Counter()  # plans the core never saw (malformed message)
+        self._measured_rejected = 0
+        self._published_state: tuple[int, bool] = (-1, False)
+        self._hist_total = IntervalHistogram()
+        self._hist_window = IntervalHistogram()
+        self._last_tick_perf: float | None = None
+        self._last_diag_perf = time.perf_counter()
+        self._window_ticks = 0
+        self._window_setpoints = 0
+        self._window_plans = 0
+        self._setpoints_sent = 0
+        self._log_times: dict[str, float] = {}
+
+    # --- parameters ----------------------------------------------------------------------------------
+    def _on_set_params(self, params: list[Any]) -> SetParametersResult:
+        if self._configured:
+            names = ", ".join(p.name for p in params)
+            return SetParametersResult(
+                successful=False,
+                reason=f"parameters are read on configure; clean up the node before changing {names}",
+            )
+        return SetParametersResult(successful=True)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # any failure must end in FAILURE with the reason logged
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self._destroy_entities()
+            self._reset_state()
+            return TransitionCallbackReturn.FAILURE
+        self._configured = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        # The core (no rclpy); imported here so that a broken core fails configure with its reason.
+        from cosmos_ros.safety import SafetySupervisor, SupervisorConfig, load_limits
+
+        def get(name: str) -> Any:
+            try:
+                return self.get_parameter(name).value
+            except ParameterUninitializedException:  # declared by type only, not given: "unset"
+                return None
+
+        cfg = config_from_parameters(get)
+        path = resolve_limits_path(cfg.limits_file, _share_dir)
+        limits = load_limits(path)
+        adapter_settings = replace(cfg.adapters, pose_frame_id=limits.frame_id)
+        supervisor = SafetySupervisor(
+            limits,
+            SupervisorConfig(
+                control_rate_hz=cfg.control_rate_hz,
+                watchdog_mode=cfg.watchdog_mode,
+                estop_mode=cfg.estop_mode,
+                blend_mode=cfg.blend_mode,
+                blend_time_s=cfg.blend_time_s,
+            ),
+        )
+        self._supervisor, self._limits = supervisor, limits
+        self._period_s = float(supervisor.dt)
+        self._shadow = cfg.shadow_mode
+        axes = tuple(limits.axis_names)
+        self._measured = MeasuredState(axes, limits.frame_id)
+
+        def create(msg_type: Any, topic: str) -> Any:
+            pub = self.create_lifecycle_publisher(msg_type, topic, OUTPUT_QOS)
+            self._made_lifecycle_pubs.append(pub)
+            return pub
+
+        self._adapters = make_adapters(cfg.output_adapters, create, axes, adapter_settings, cfg.shadow_mode)
+        # Status and diagnostics are plain publishers: they also report while inactive.
+        self._status_pub = self.create_publisher(SafetyStatus, cfg.status_topic, STATUS_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._made_pubs += [self._status_pub, self._diag_pub]
+
+        g = self._io_group
+        subs = self._made_subs
+        subs.append(
+            self.create_subscription(
+                ActionSequence, cfg.plan_topic, self._on_plan, PLAN_QOS, callback_group=g
+            )
+        )
+        if cfg.measured_state_type == "joint_state":
+            subs.append(
+                self.create_subscription(
+                    JointState, cfg.measured_state_topic, self._on_joint_state, STATE_QOS, callback_group=g
+                )
+            )
+        else:
+            subs.append(
+                self.create_subscription(
+                    PoseStamped, cfg.measured_state_topic, self._on_pose_state, STATE_QOS, callback_group=g
+                )
+            )
+            if "gripper" in axes:
+                subs.append(
+                    self.create_subscription(
+                        JointState, cfg.gripper_state_topic, self._on_joint_state, STATE_QOS, callback_group=g
+                    )
+                )
+        subs.append(
+            self.create_subscription(Bool, cfg.estop_topic, self._on_estop, ESTOP_QOS, callback_group=g)
+        )
+        self._made_services.append(
+            self.create_service(Trigger, "~/reset_estop", self._on_reset, callback_group=g)
+        )
+        self._made_timers.append(
+            self.create_timer(cfg.diagnostics_period_s, self._on_diagnostics, callback_group=g)
+        )
+        topics = [t for a in self._adapters for t in a.topics()]
+        self.get_logger().info(
+            f"configured: {limits.action_space} ({len(axes)} axes, frame {limits.frame_id}) from {path}; "
+            f"{1.0 / self._period_s:g} Hz, watchdog {cfg.watchdog_mode}, e-stop {cfg.estop_mode}, "
+            f"blend {cfg.blend_mode} {cfg.blend_time_s:g} s; "
+            f"{'SHADOW MODE (nothing to controllers), ' if self._shadow else ''}outputs {topics}"
+        )
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        # Enable the lifecycle publishers first (base class), so the first tick can already publish.
+        ret = super().on_activate(state)
+        if ret != TransitionCallbackReturn.SUCCESS:
+            return ret
+        try:
+            with self._core_lock:
+                self._supervisor.activate(self._now_s())
+            self._last_tick_perf = None
+            self._active = True
+            self._tick_timer = self.create_timer(
+                self._period_s, self._on_tick, callback_group=self._tick_group
+            )
+        except Exception as exc:
+            self._active = False
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            super().on_deactivate(state)
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("active: streaming starts from the measured state (soft start)")
+        self._publish_state_status()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._active = False  # checked by a tick that is already running
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
+        try:
+            with self._core_lock:
+                self._supervisor.deactivate(self._now_s())
+        except Exception as exc:  # deactivation must not fail; nothing streams any more
+            self._count_error("deactivate", exc)
+        self.get_logger().info("inactive: streaming stopped, the controllers hold their last setpoint")
+        self._publish_state_status()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self._reset_state()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_entities()
+        self._reset_state()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_entities(self) -> None:
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
+        for t in self._made_timers:
+            self.destroy_timer(t)
+        for s in self._made_subs:
+            self.destroy_subscription(s)
+        for srv in self._made_services:
+            self.destroy_service(srv)
+        for p in self._made_pubs:
+            self.destroy_publisher(p)
+        for p in self._made_lifecycle_pubs:
+            self.destroy_lifecycle_publisher(p)
+        self._made_timers, self._made_subs, self._made_services = [], [], []
+        self._made_pubs, self._made_lifecycle_pubs, self._adapters = [], [], []
+        self._status_pub = self._diag_pub = None
+
+    def bring_up(self) -> bool:
+        """configure + activate (the ``autostart`` path); False, with the reason logged, if either fails."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    # --- time and logging ----------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _throttled(self, key: str, period_s: float = 2.0) -> bool:
+        t = time.monotonic()
+        if t - self._log_times.get(key, -math.inf) >= period_s:
+            self._log_times[key] = t
+            return True
+        return False
+
+    def _count_error(self, where: str, exc: BaseException) -> None:
+        self._errors[where] += 1
+        if self._throttled("error:" + where):
+            self.get_logger().error(
+                f"internal error in {where} (x{self._errors[where]} so far): {type(exc).__name__}: {exc}; "
+                "nothing was sent for it (controllers hold)"
+            )
+
+    # --- the streaming path --------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        if not self._active:
+            return
+        t = time.perf_counter()
+        if self._last_tick_perf is not None:
+            dt = t - self._last_tick_perf
+            self._hist_total.record(dt)
+            self._hist_window.record(dt)
+        self._last_tick_perf = t
+        self._window_ticks += 1
+        try:
+            stamp = self.get_clock().now()
+            with self._core_lock:
+                setpoint = self._supervisor.tick(stamp.nanoseconds * 1e-9)
+                state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
+            if setpoint is not None and self._active:
+                msg_stamp = stamp.to_msg()
+                for adapter in self._adapters:
+                    adapter.publish(setpoint.positions, msg_stamp)
+                self._setpoints_sent += 1
+                self._window_setpoints += 1
+            if state != self._published_state:
+                self._publish_state_status()
+        except Exception as exc:  # never die in the control loop; nothing is sent for this tick
+            self._count_error("tick", exc)
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def _on_plan(self, msg: ActionSequence) -> None:
+        self._window_plans += 1
+        try:
+            now = self._now_s()
+            try:
+                plan = msg_to_plan(msg)
+            except ValueError as exc:
+                self._publish_node_rejection(msg, "shape", f"malformed plan message: {exc}")
+                return
+            with self._core_lock:
+                decision = self._supervisor.push(plan, now)
+                counters = self._supervisor.counters
+            self._publish_decision(decision, counters)
+            self._log_decision(decision)
+        except Exception as exc:
+            self._count_error("plan", exc)
+            try:
+                self._publish_node_rejection(msg, "internal_error", f"internal error while checking: {exc}")
+            except Exception as exc2:
+                self._count_error("status", exc2)
+
+    def _log_decision(self, d: Any) -> None:
+        from cosmos_ros.safety import Decision
+
+        if d.decision == Decision.REJECTED and self._throttled("rejected:" + ",".join(d.reasons)):
+            self.get_logger().warning(f"plan {d.plan_id} rejected ({', '.join(d.reasons)}): {d.message}")
+        elif d.decision == Decision.CLAMPED and self._throttled("clamped"):
+            self.get_logger().info(f"plan {d.plan_id} clamped: {d.message}")
+
+    def _use_measured(self) -> None:
+        assert self._measured is not None
+        if not self._measured.complete:
+            return
+        with self._core_lock:
+            ok = self._supervisor.set_measured(self._measured.values(), self._now_s())
+        if not ok:
+            self._measured_rejected += 1
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            assert self._measured is not None
+            if self._measured.update_joint_state(list(msg.name), msg.position):
+                self._use_measured()
+        except Exception as exc:
+            self._count_error("measured_state", exc)
+
+    def _on_pose_state(self, msg: PoseStamped) -> None:
+        try:
+            assert self._measured is not None
+            p, q = msg.pose.position, msg.pose.orientation
+            if self._measured.update_pose(msg.header.frame_id, (p.x, p.y, p.z, q.x, q.y, q.z, q.w)):
+                self._use_measured()
+            elif self._throttled("pose_frame"):
+                self.get_logger().warning(
+                    f"measured pose in frame {msg.header.frame_id!r} ignored: the limits are in "
+                    f"{self._limits.frame_id!r}"
+                )
+        except Exception as exc:
+            self._count_error("measured_state", exc)
+
+    def _on_estop(self, msg: Bool) -> None:
+        try:
+            if not msg.data:
+                return  # False never clears a stop: only ~/reset_estop does
+            with self._core_lock:
+                was = self._supervisor.estop_latched
+                self._supervisor.estop(self._now_s())
+            if not was:
+                self.get_logger().warning("E-STOP latched: new plans are rejected; clear with ~/reset_estop")
+            self._publish_state_status()
+        except Exception as exc:
+            self._count_error("estop", exc)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            if self._supervisor is None:
+                response.success, response.message = False, "not configured"
+                return response
+            with self._core_lock:
+                was = self._supervisor.reset_estop(self._now_s())
+            response.success = True
+            response.message = (
+                "e-stop cleared; the output holds/decelerates until a new plan arrives"
+                if was
+                else "e-stop was not latched"
+            )
+            self.get_logger().info(response.message)
+            self._publish_state_status()
+        except Exception as exc:
+            self._count_error("reset_estop", exc)
+            response.success = False
+            response.message = f"e-stop NOT cleared: {type(exc).__name__}: {exc}"
+        return response
+
+    # --- status and diagnostics ----------------------------------------------------------------------
+    def _fill_state(self, status: SafetyStatus, counters: Any) -> SafetyStatus:
+        status.header.stamp = self.get_clock().now().to_msg()
+        status.header.frame_id = self._limits.frame_id if self._limits is not None else ""
+        status.shadow_mode = self._shadow
+        sup = self._supervisor
+        state = int(sup.output_state) if sup is not None else SafetyStatus.OUTPUT_IDLE
+        # The core's WAITING_FOR_STATE (active, no measured state yet) is reported as IDLE: nothing streams.
+        status.output_state = state if state in OUTPUT_STATE_NAMES else SafetyStatus.OUTPUT_IDLE
+        status.estop_latched = bool(sup.estop_latched) if sup is not None else False
+        status.watchdog_active = bool(sup.watchdog_active) if sup is not None else False
+        if counters is not None:
+            status.plans_received = counters.plans_received + sum(self._node_rejections.values())
+            status.plans_rejected = counters.plans_rejected + sum(self._node_rejections.values())
+            status.plans_clamped = counters.plans_clamped
+        return status
+
+    def _publish_decision(self, d: Any, counters: Any) -> None:
+        status = SafetyStatus(
+            plan_id=int(d.plan_id),
+            decision=int(d.decision),
+            reasons=list(d.reasons),
+            message=d.message,
+            axis_names=list(d.axis_names),
+            max_correction=[float(x) for x in d.max_correction],
+            num_steps=int(d.num_steps),
+            steps_skipped=int(d.steps_skipped),
+        )
+        self._status_pub.publish(self._fill_state(status, counters))
+
+    def _publish_node_rejection(self, msg: ActionSequence, reason: str, text: str) -> None:
+        """A plan the core never saw (malformed message, internal error): rejected, reported, nothing sent."""
+        self._node_rejections[reason] += 1
+        if self._throttled("node_rejection:" + reason):
+            self.get_logger().warning(f"plan {msg.plan_id} rejected ({reason}): {text}")
+        status = SafetyStatus(
+            plan_id=int(msg.plan_id),
+            decision=SafetyStatus.DECISION_REJECTED,
+            reasons=[reason],
+            message=text,
+            num_steps=len(msg.trajectory.points),
+        )
+        with self._core_lock:
+            counters = self._supervisor.counters if self._supervisor is not None else None
+        self._status_pub.publish(self._fill_state(status, counters))
+
+    def _publish_state_status(self) -> None:
+        """A state change (plan_id 0): activation, e-stop, watchdog."""
+        if self._status_pub is None or self._supervisor is None:
+            return
+        with self._core_lock:
+            counters = self._supervisor.counters
+            self._published_state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
+        status = self._fill_state(SafetyStatus(plan_id=0), counters)
+        if self._supervisor.output_state not in OUTPUT_STATE_NAMES:
+            status.message = "waiting for a complete measured state (soft start); nothing is streamed"
+        self._status_pub.publish(status)
+
+    def _on_diagnostics(self) -> None:
+        try:
+            self._diag_pub.publish(self._diagnostics())
+        except Exception as exc:
+            self._count_error("diagnostics", exc)
+
+    def _diagnostics(self) -> DiagnosticArray:
+        t = time.perf_counter()
+        window = max(t - self._last_diag_perf, 1e-9)
+        self._last_diag_perf = t
+        sup = self._supervisor
+        with self._core_lock:
+            c = sup.counters
+            state = int(sup.output_state)
+            estop = bool(sup.estop_latched)
+        waiting = state not in OUTPUT_STATE_NAMES
+        name = "waiting_for_state" if waiting else OUTPUT_STATE_NAMES[state]
+        if estop:
+            level, summary = DiagnosticStatus.ERROR, "e-stop latched"
+        elif self._errors:
+            level, summary = DiagnosticStatus.WARN, f"{sum(self._errors.values())} internal errors (held)"
+        elif waiting and self._active:
+            missing = self._measured.missing() if self._measured is not None else []
+            level, summary = DiagnosticStatus.WARN, f"no measured state yet for {missing}"
+        elif state in (SafetyStatus.OUTPUT_HOLDING, SafetyStatus.OUTPUT_DECELERATING):
+            level, summary = DiagnosticStatus.WARN, f"watchdog: {name}"
+        else:
+            level, summary = DiagnosticStatus.OK, name if self._active else "inactive"
+        hw, ht = self._hist_window, self._hist_total
+
+        def ms(x: float) -> str:
+            return f"{x * 1e3:.3f}"
+
+        values = {
+            "output_state": name,
+            "active": str(self._active),
+            "estop_latched": str(estop),
+            "shadow_mode": str(self._shadow),
+            "control_rate_hz": f"{1.0 / self._period_s:g}",
+            "tick_rate_hz": f"{self._window_ticks / window:.2f}",
+            "setpoint_rate_hz": f"{self._window_setpoints / window:.2f}",
+            "plan_rate_hz": f"{self._window_plans / window:.3f}",
+            "plans_received": str(c.plans_received + sum(self._node_rejections.values())),
+            "plans_accepted": str(c.plans_accepted),
+            "plans_clamped": str(c.plans_clamped),
+            "plans_rejected": str(c.plans_rejected + sum(self._node_rejections.values())),
+            "steps_skipped": str(c.steps_skipped),
+            "setpoints_sent": str(self._setpoints_sent),
+            "ticks_limited": str(c.ticks_limited),
+            "watchdog_activations": str(c.watchdog_activations),
+            "estops": str(c.estops),
+            "measured_rejected": str(
+                self._measured_rejected + (self._measured.rejected if self._measured else 0)
+            ),
+            "tick_interval_p50_ms": ms(hw.percentile(50)),
+            "tick_interval_p99_ms": ms(hw.percentile(99)),
+            "tick_interval_max_ms": ms(hw.max_s),
+            "tick_interval_total_count": str(ht.count),
+            "tick_interval_total_p50_ms": ms(ht.percentile(50)),
+            "tick_interval_total_p99_ms": ms(ht.percentile(99)),
+            "tick_interval_total_max_ms": ms(ht.max_s),
+            "internal_errors": str(sum(self._errors.values())),
+        }
+        rejections = Counter(dict(c.rejections_by_reason)) + self._node_rejections
+        for reason, n in sorted(rejections.items()):
+            values[f"rejected.{reason}"] = str(n)
+        for reason, n in sorted(c.limited_by_reason.items()):
+            values[f"limited_ticks.{reason}"] = str(n)
+        for where, n in sorted(self._errors.items()):
+            values[f"internal_error.{where}"] = str(n)
+        # A fresh window histogram (one allocation per period, off the tick path's critical section).
+        self._hist_window = IntervalHistogram()
+        self._window_ticks = self._window_setpoints = self._window_plans = 0
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: safety",
+            message=summary,
+            hardware_id=self._limits.action_space if self._limits is not None else "",
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        return arr
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the safety node; with ``autostart`` (default) configure and activate it right away.
+
+    Returns:
+        0 after a clean shutdown; 1 if autostart could not configure/activate the node, 2 if the node could
+        not even be created (e.g. a parameter override out of its declared range). The reason is logged at
+        ERROR either way, so a launch file or a supervisor sees why.
+    """
+    rclpy.init(args=args)
+    node: SafetyNode | None = None
+    rc = 0
+    try:
+        try:
+            node = SafetyNode()
+        except Exception as exc:  # bad parameter overrides
+            rclpy.logging.get_logger("safety_node").error(f"cannot start: {type(exc).__name__}: {exc}")
+            return 2
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        if node.get_parameter("autostart").value and not node.bring_up():
+            node.get_logger().error("autostart failed (reason above); exiting")
+            rc = 1
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

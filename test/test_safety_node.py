@@ -1,0 +1,347 @@
+"""The safety node as a real process over DDS: what a controller on the other end of the topics sees.
+
+A test peer (another process from the node's point of view) publishes plans, measured JointStates and
+e-stops, and records the controller topics, SafetyStatus and diagnostics. Checks: setpoints arrive at the
+control rate, an out-of-bounds plan arrives clamped (within bounds and within the velocity limit step to
+step), the watchdog reports and brakes/holds without a jump when the planner goes silent, a NaN plan is
+rejected and changes nothing on the controller topic, the e-stop latches until ``~/reset_estop``, shadow mode
+leaves the controller topics silent, a bad limits file ends the process with the reason, and with
+``autostart: false`` nothing streams until a lifecycle manager configures and activates the node.
+
+How the limits are checked independently of the node: from the recorded setpoints themselves, by finite
+differences at the nominal control period (the core's limiter is defined on exactly that discrete model).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from cosmos_ros.msg import ActionSequence, SafetyStatus
+from cosmos_ros.nodes.conversions import plan_to_msg
+from cosmos_ros.plan import Plan
+from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_until
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+MODULE = "cosmos_ros.nodes.safety_node"
+# `python -m` from the repository root would put the source tree (without cosmos_ros.msg) first on sys.path.
+NODE_ENV = {"PYTHONSAFEPATH": "1"}
+STARTUP_S = 30.0
+RATE_HZ = 100.0
+DT = 1.0 / RATE_HZ
+AXES = ("j1", "j2", "gripper")
+LO = np.array([-1.0, -1.0, 0.0])
+HI = np.array([1.0, 1.0, 0.08])
+VMAX = np.array([1.0, 1.0, 0.1])
+AMAX = np.array([10.0, 10.0, 1.0])
+JMAX = np.array([1000.0, 1000.0, 100.0])
+MEASURED = np.array([0.2, -0.3, 0.04])
+COMMANDS = "forward_position_controller/commands"
+FRAME = "base_link"
+SPACE = "test_arm2"
+
+
+def _axis(name: str, unit: str, i: int) -> str:
+    return (
+        f"  - {{name: {name}, unit: {unit}, min_position: {LO[i]}, max_position: {HI[i]}, "
+        f"max_velocity: {VMAX[i]}, max_acceleration: {AMAX[i]}, max_jerk: {JMAX[i]}, "
+        "max_step_from_measured: null}"
+    )
+
+
+@pytest.fixture(scope="module")
+def limits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("limits") / "test_arm2.yaml"
+    axes = "\n".join(_axis(n, "m" if n == "gripper" else "rad", i) for i, n in enumerate(AXES))
+    path.write_text(
+        f"action_space: {SPACE}\nkind: joint\nframe_id: {FRAME}\nstaleness_limit_s: 2.0\n"
+        f"control_rate_hz: 50.0\naxes:\n{axes}\n"
+    )
+    return path
+
+
+class Rig:
+    """A node process plus the peer that feeds and records it."""
+
+    def __init__(self, peer: TestPeer, node: NodeProcess) -> None:
+        self.peer, self.node = peer, node
+        self.commands = peer.record(Float64MultiArray, COMMANDS)
+        self.status = peer.record(SafetyStatus, "safety_status")
+        self.diagnostics = peer.record(DiagnosticArray, "/diagnostics")
+        self.plans = peer.publisher(ActionSequence, "action_sequence")
+        self.estop = peer.publisher(Bool, "estop")
+        self.joints = peer.publisher(JointState, "joint_states")
+        self.next_id = 1
+        self._stop = threading.Event()
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        # Names in another order than the limits file, plus a joint the node does not know: the node must map
+        # by NAME. 50 Hz like a joint_state_broadcaster.
+        msg = JointState(
+            name=["gripper", "other_joint", "j2", "j1"],
+            position=[float(MEASURED[2]), 9.0, float(MEASURED[1]), float(MEASURED[0])],
+        )
+        while not self._stop.is_set():
+            self.joints.publish(msg)
+            self._stop.wait(0.02)
+
+    def values(self) -> np.ndarray:
+        return np.array([list(m.data) for m in self.commands.messages]).reshape(-1, len(AXES))
+
+    def send_plan(
+        self, values: np.ndarray, step_period_s: float = 0.1, t0_delay_s: float = 0.05, **kw: Any
+    ) -> int:
+        now = self.peer.now_s()
+        plan = Plan(
+            plan_id=kw.pop("plan_id", self.next_id),
+            stamp_s=now,
+            t0_s=now + t0_delay_s,
+            step_period_s=step_period_s,
+            axis_names=kw.pop("axis_names", AXES),
+            values=np.asarray(values, dtype=np.float64),
+            frame_id=kw.pop("frame_id", FRAME),
+            action_space=kw.pop("action_space", SPACE),
+        )
+        self.next_id = plan.plan_id + 1
+        self.plans.publish(plan_to_msg(plan))
+        return plan.plan_id
+
+    def status_for(self, plan_id: int, timeout: float = 10.0) -> SafetyStatus:
+        def find() -> SafetyStatus | None:
+            return next((s for s in self.status.messages if s.plan_id == plan_id), None)
+
+        assert wait_until(lambda: find() is not None, timeout), (
+            f"no SafetyStatus for plan {plan_id}\n{self.log()}"
+        )
+        found = find()
+        assert found is not None
+        return found
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
+        cli = self.peer.node.create_client(srv_type, name)
+        try:
+            assert cli.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+            fut = cli.call_async(request)
+            assert wait_until(fut.done, timeout), f"no answer from {name}"
+            return fut.result()
+        finally:
+            self.peer.node.destroy_client(cli)
+
+    def log(self) -> str:
+        return "--- node log ---\n" + self.node.output()[-4000:]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._feeder.join(timeout=2)
+
+
+@pytest.fixture
+def rig_factory(domain_id: int, limits_file: Path) -> Iterator[Any]:
+    made: list[tuple[Rig, TestPeer, NodeProcess]] = []
+
+    def make(**params: Any) -> Rig:
+        base = {
+            "limits_file": str(limits_file),
+            "control_rate_hz": RATE_HZ,
+            "output_adapters": ["float64_multi_array", "float64_per_axis"],
+            "diagnostics_period_s": 0.5,
+        }
+        node = NodeProcess(MODULE, domain_id, params=base | params, env=NODE_ENV).start()
+        peer = TestPeer(domain_id)
+        rig = Rig(peer, node)
+        made.append((rig, peer, node))
+        return rig
+
+    yield make
+    for rig, peer, node in made:
+        rig.close()
+        code = node.stop()
+        peer.close()
+        assert code == 0, f"node did not shut down cleanly (exit {code})\n{node.output()[-3000:]}"
+
+
+def _wait_streaming(rig: Rig) -> None:
+    assert wait_until(lambda: len(rig.commands) >= 10, STARTUP_S), f"no setpoints\n{rig.log()}"
+
+
+def _assert_within_limits(v: np.ndarray, where: str) -> None:
+    """Bounds and velocity by finite differences of the streamed setpoints (tolerance: float rounding)."""
+    assert np.all(v >= LO - 1e-9) and np.all(v <= HI + 1e-9), f"{where}: setpoint out of bounds"
+    if len(v) > 1:
+        vel = np.abs(np.diff(v, axis=0)) / DT
+        assert np.all(vel <= VMAX * (1 + 1e-6) + 1e-9), f"{where}: velocity {vel.max(axis=0)} > {VMAX}"
+
+
+def test_streams_at_control_rate_and_soft_starts_from_measured_state(rig_factory: Any) -> None:
+    rig = rig_factory()
+    _wait_streaming(rig)
+    time.sleep(0.5)
+    rig.commands.clear()
+    t0 = time.monotonic()
+    time.sleep(3.0)
+    n = len(rig.commands)
+    elapsed = time.monotonic() - t0
+    # 100 Hz over 3 s on a shared 2-core machine: within 15 % of nominal.
+    assert abs(n - RATE_HZ * elapsed) <= 0.15 * RATE_HZ * elapsed, f"{n} setpoints in {elapsed:.2f} s"
+    v = rig.values()
+    # Soft start: with no plan, the output is the measured state (mapped by joint name), not zero.
+    np.testing.assert_allclose(v, np.tile(MEASURED, (len(v), 1)), atol=1e-9)
+    per_axis = rig.peer.record(Float64, "j2/setpoint")
+    assert wait_until(lambda: len(per_axis) > 5, 5.0), "no Float64 per-axis setpoints"
+    assert per_axis.messages[-1].data == pytest.approx(MEASURED[1])
+
+
+def test_out_of_bounds_plan_arrives_clamped_then_watchdog_brakes_without_jump(rig_factory: Any) -> None:
+    rig = rig_factory()
+    _wait_streaming(rig)
+    rig.commands.clear()
+    # 1 s plan asking j1 to go to 5 rad (bound 1) and j2 to -4 rad (bound -1), gripper past its range.
+    target = np.array([5.0, -4.0, 0.5])
+    plan_id = rig.send_plan(np.tile(target, (10, 1)), step_period_s=0.1)
+    st = rig.status_for(plan_id)
+    assert st.decision == SafetyStatus.DECISION_CLAMPED, (st.decision, list(st.reasons), st.message)
+    assert "position_bound" in st.reasons, list(st.reasons)
+    # Let it run out (1 s plan): the watchdog takes over and reports it (a state status, plan_id 0).
+    after = len(rig.status)
+
+    def watchdog_reported() -> bool:
+        return any(s.watchdog_active and s.plan_id == 0 for s in rig.status.messages[after:])
+
+    assert wait_until(watchdog_reported, 10.0), f"watchdog never reported\n{rig.log()}"
+    time.sleep(1.0)
+    v = rig.values()
+    assert len(v) > 100
+    _assert_within_limits(v, "clamped plan + watchdog")
+    # It moved toward the target, and never past the bounds.
+    assert v[:, 0].max() > MEASURED[0] + 0.1 and v[:, 1].min() < MEASURED[1] - 0.1
+    wd = [s for s in rig.status.messages[after:] if s.watchdog_active]
+    assert wd[-1].output_state in (SafetyStatus.OUTPUT_HOLDING, SafetyStatus.OUTPUT_DECELERATING)
+    # After braking, the output comes to rest: the last setpoints no longer change.
+    tail = v[-20:]
+    assert np.ptp(tail, axis=0).max() < 1e-9, tail
+
+
+def test_nan_plan_is_rejected_and_changes_nothing_on_the_controller_topic(rig_factory: Any) -> None:
+    rig = rig_factory()
+    _wait_streaming(rig)
+    values = np.tile(MEASURED + 0.1, (10, 1))
+    values[4, 1] = np.nan
+    rig.commands.clear()
+    plan_id = rig.send_plan(values)
+    st = rig.status_for(plan_id)
+    assert st.decision == SafetyStatus.DECISION_REJECTED and "nonfinite" in st.reasons, (
+        list(st.reasons),
+        st.message,
+    )
+    time.sleep(1.5)  # the plan would have been streaming for 1.5 s
+    v = rig.values()
+    assert len(v) > 50
+    # Nothing deviates from hold: every setpoint equals the measured state the node was holding.
+    np.testing.assert_array_equal(v, np.tile(MEASURED, (len(v), 1)))
+    # The node is alive and counts it.
+    assert rig.node.alive()
+    assert wait_until(lambda: _diag(rig).get("rejected.nonfinite") == "1", 5.0), _diag(rig)
+
+
+def _diag(rig: Rig) -> dict[str, str]:
+    own = [s for m in rig.diagnostics.messages for s in m.status if s.name.endswith(": safety")]
+    return {kv.key: kv.value for kv in own[-1].values} if own else {}
+
+
+def test_estop_latches_until_reset_service(rig_factory: Any) -> None:
+    rig = rig_factory()
+    _wait_streaming(rig)
+    rig.estop.publish(Bool(data=True))
+    assert wait_until(lambda: any(s.estop_latched for s in rig.status.messages), 5.0), rig.log()
+    rig.estop.publish(Bool(data=False))  # False never clears a latched stop
+    time.sleep(0.3)
+    rig.commands.clear()
+    plan_id = rig.send_plan(np.tile(MEASURED + 0.2, (10, 1)))
+    st = rig.status_for(plan_id)
+    assert st.decision == SafetyStatus.DECISION_REJECTED and "estop" in st.reasons, (
+        list(st.reasons),
+        st.message,
+    )
+    assert st.estop_latched and st.output_state == SafetyStatus.OUTPUT_ESTOP
+    time.sleep(1.0)
+    v = rig.values()
+    assert len(v) > 50
+    np.testing.assert_array_equal(v, np.tile(MEASURED, (len(v), 1)))  # at rest: hold, nothing else
+
+    resp = rig.call(Trigger, "/safety_node/reset_estop", Trigger.Request())
+    assert resp.success, resp.message
+    rig.commands.clear()
+    plan_id = rig.send_plan(np.tile(MEASURED + 0.2, (20, 1)))
+    st = rig.status_for(plan_id)
+    assert st.decision in (SafetyStatus.DECISION_ACCEPTED, SafetyStatus.DECISION_CLAMPED), list(st.reasons)
+    assert not st.estop_latched
+    assert wait_until(lambda: len(rig.values()) > 0 and rig.values()[-1][0] > MEASURED[0] + 0.05, 5.0)
+    _assert_within_limits(rig.values(), "after reset")
+
+
+def test_shadow_mode_publishes_nothing_on_controller_topics(rig_factory: Any) -> None:
+    rig = rig_factory(shadow_mode=True)
+    shadow = rig.peer.record(Float64MultiArray, "/safety_node/shadow/" + COMMANDS)
+    per_axis = rig.peer.record(Float64, "j1/setpoint")
+    assert wait_until(lambda: len(shadow) >= 10, STARTUP_S), f"no shadow setpoints\n{rig.log()}"
+    plan_id = rig.send_plan(np.tile(MEASURED + 0.2, (10, 1)))
+    st = rig.status_for(plan_id)
+    assert st.shadow_mode and st.decision != SafetyStatus.DECISION_REJECTED, list(st.reasons)
+    assert wait_until(lambda: shadow.messages[-1].data[0] > MEASURED[0] + 0.05, 5.0)
+    assert len(rig.commands) == 0 and len(per_axis) == 0
+    assert rig.peer.node.count_publishers(COMMANDS) == 0
+
+
+def test_bad_limits_file_fails_configure_and_exits_with_the_reason(
+    domain_id: int, tmp_path: Path, limits_file: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(limits_file.read_text().replace("max_velocity: 1.0", "max_velocity: -1.0", 1))
+    node = NodeProcess(MODULE, domain_id, params={"limits_file": str(bad)}, env=NODE_ENV).start()
+    try:
+        code = node.wait_exit(STARTUP_S)
+    finally:
+        node.stop()
+    out = node.output()
+    assert code == 1, out
+    assert "configure failed" in out and "max_velocity" in out, out
+    assert "ERROR" in out, out
+
+
+def test_without_autostart_nothing_streams_until_lifecycle_transitions(rig_factory: Any) -> None:
+    rig = rig_factory(autostart=False)
+    state = rig.call(GetState, "/safety_node/get_state", GetState.Request(), timeout=STARTUP_S)
+    assert state.current_state.label == "unconfigured"
+    time.sleep(0.5)
+    assert len(rig.commands) == 0
+    for tid in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        resp = rig.call(
+            ChangeState, "/safety_node/change_state", ChangeState.Request(transition=Transition(id=tid))
+        )
+        assert resp.success, f"transition {tid} failed\n{rig.log()}"
+    _wait_streaming(rig)
+    resp = rig.call(
+        ChangeState,
+        "/safety_node/change_state",
+        ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)),
+    )
+    assert resp.success
+    time.sleep(0.3)
+    rig.commands.clear()
+    time.sleep(0.5)
+    assert len(rig.commands) == 0  # inactive: nothing streams, the controllers hold

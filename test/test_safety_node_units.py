@@ -1,0 +1,186 @@
+"""The safety node's own pure pieces, without a ROS graph: output adapters (with a recording publisher
+factory), the parameter -> config mapping, the limits path rule, and the jitter histogram.
+
+The node's behaviour over DDS is in test_safety_node.py; checks and clamps are the core's (test_safety_*).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64, Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, make_adapters, shadow_topic
+from cosmos_ros.nodes.safety_node import (
+    PARAMETERS,
+    IntervalHistogram,
+    config_from_parameters,
+    resolve_limits_path,
+)
+
+pytestmark = pytest.mark.ros
+
+JOINTS = ("j1", "j2", "gripper")
+POSE = ("x", "y", "z", "qx", "qy", "qz", "qw", "gripper")
+
+
+class FakePub:
+    def __init__(self, msg_type: Any, topic: str) -> None:
+        self.msg_type, self.topic, self.sent = msg_type, topic, []
+
+    def publish(self, msg: Any) -> None:
+        assert isinstance(msg, self.msg_type)
+        # Adapters reuse their message objects: keep a copy of what went out at this moment.
+        self.sent.append(_copy(msg))
+
+
+def _copy(msg: Any) -> Any:
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    return deserialize_message(serialize_message(msg), type(msg))
+
+
+class Factory:
+    def __init__(self) -> None:
+        self.pubs: dict[str, FakePub] = {}
+
+    def __call__(self, msg_type: Any, topic: str) -> FakePub:
+        assert topic not in self.pubs, f"topic {topic} created twice"
+        self.pubs[topic] = FakePub(msg_type, topic)
+        return self.pubs[topic]
+
+
+STAMP = Time(sec=12, nanosec=500)
+
+
+def test_float64_per_axis_one_topic_per_axis_in_axis_order() -> None:
+    f = Factory()
+    (a,) = make_adapters(["float64_per_axis"], f, JOINTS, AdapterSettings(), shadow=False)
+    assert a.topics() == ["j1/setpoint", "j2/setpoint", "gripper/setpoint"]
+    a.publish(np.array([0.1, -0.2, 0.03]), STAMP)
+    a.publish([0.2, -0.3, 0.04], STAMP)
+    assert [m.data for m in f.pubs["j1/setpoint"].sent] == [0.1, 0.2]
+    assert [m.data for m in f.pubs["j2/setpoint"].sent] == [-0.2, -0.3]
+    assert [m.data for m in f.pubs["gripper/setpoint"].sent] == [0.03, 0.04]
+    assert all(p.msg_type is Float64 for p in f.pubs.values())
+
+
+def test_float64_multi_array_and_joint_trajectory_content() -> None:
+    f = Factory()
+    settings = AdapterSettings(multi_array_topic="arm/commands", trajectory_time_from_start_s=0.02)
+    adapters = make_adapters(["float64_multi_array", "joint_trajectory"], f, JOINTS, settings, shadow=False)
+    for a in adapters:
+        a.publish([1.0, 2.0, 0.5], STAMP)
+    (arr,) = f.pubs["arm/commands"].sent
+    assert isinstance(arr, Float64MultiArray) and list(arr.data) == [1.0, 2.0, 0.5]
+    (traj,) = f.pubs["joint_trajectory_controller/joint_trajectory"].sent
+    assert isinstance(traj, JointTrajectory)
+    assert list(traj.joint_names) == list(JOINTS) and len(traj.points) == 1
+    assert list(traj.points[0].positions) == [1.0, 2.0, 0.5]
+    assert (traj.points[0].time_from_start.sec, traj.points[0].time_from_start.nanosec) == (0, 20_000_000)
+    assert (traj.header.stamp.sec, traj.header.stamp.nanosec) == (0, 0)  # "start now" for JTC
+    with pytest.raises(ValueError, match="expected 3 values"):
+        adapters[0].publish([1.0, 2.0], STAMP)
+
+
+def test_pose_stamped_maps_axes_by_name_and_sends_gripper_separately() -> None:
+    f = Factory()
+    (a,) = make_adapters(["pose_stamped"], f, POSE, AdapterSettings(pose_frame_id="world"), shadow=False)
+    a.publish([0.1, 0.2, 0.3, 0.0, 0.0, 0.6, 0.8, 0.05], STAMP)
+    (pose,) = f.pubs["target_frame"].sent
+    assert isinstance(pose, PoseStamped) and pose.header.frame_id == "world"
+    assert (pose.header.stamp.sec, pose.header.stamp.nanosec) == (12, 500)
+    assert (pose.pose.position.x, pose.pose.position.y, pose.pose.position.z) == (0.1, 0.2, 0.3)
+    o = pose.pose.orientation
+    assert (o.x, o.y, o.z, o.w) == (0.0, 0.0, 0.6, 0.8)
+    assert [m.data for m in f.pubs["gripper/setpoint"].sent] == [0.05]
+    with pytest.raises(ValueError, match="missing"):
+        make_adapters(["pose_stamped"], Factory(), JOINTS, AdapterSettings(), shadow=False)
+
+
+def test_shadow_mode_moves_every_topic_under_the_private_namespace() -> None:
+    f = Factory()
+    adapters = make_adapters(list(ADAPTER_KINDS[:2]), f, JOINTS, AdapterSettings(), shadow=True)
+    topics = [t for a in adapters for t in a.topics()]
+    assert topics and all(t.startswith("~/shadow/") for t in topics)
+    assert "~/shadow/forward_position_controller/commands" in topics
+    assert shadow_topic("/abs/topic") == "~/shadow/abs/topic"
+
+
+def test_adapter_selection_errors_name_the_valid_kinds() -> None:
+    with pytest.raises(ValueError, match="float64_multi_array"):
+        make_adapters(["float64"], Factory(), JOINTS, AdapterSettings(), shadow=False)
+    with pytest.raises(ValueError, match="twice"):
+        make_adapters(["float64_per_axis"] * 2, Factory(), JOINTS, AdapterSettings(), shadow=False)
+    with pytest.raises(ValueError, match="at least one"):
+        make_adapters([], Factory(), JOINTS, AdapterSettings(), shadow=False)
+    with pytest.raises(ValueError, match="relative"):
+        AdapterSettings(multi_array_topic="/arm/commands")
+    with pytest.raises(ValueError, match="axis"):
+        AdapterSettings(per_axis_topic_pattern="setpoint")
+
+
+def _defaults() -> dict[str, Any]:
+    """Parameter values as the node sees them with nothing set (a Parameter.Type default reads as None)."""
+    return {k: (None if isinstance(d, Parameter.Type) else d) for k, (d, _) in PARAMETERS.items()}
+
+
+def test_every_parameter_has_a_description_and_the_defaults_make_a_valid_config() -> None:
+    for name, (_, desc) in PARAMETERS.items():
+        assert desc.description, name
+    cfg = config_from_parameters(_defaults().get)
+    assert cfg.control_rate_hz is None  # unset: the limits file decides
+    assert cfg.output_adapters == ("float64_per_axis",)
+    assert PARAMETERS["limits_file"][1].read_only and PARAMETERS["shadow_mode"][1].read_only
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("watchdog_mode", "brake", "watchdog_mode"),
+        ("measured_state_type", "odometry", "measured_state_type"),
+        ("output_adapters", ["float64_per_axis", "bogus"], "output_adapters"),
+        ("plan_topic", "/action_sequence", "plan_topic"),
+        ("control_rate_hz", 5000.0, "control_rate_hz"),
+        ("limits_file", "", "limits_file"),
+    ],
+)
+def test_bad_parameters_are_refused_with_their_name(name: str, value: Any, match: str) -> None:
+    params = _defaults() | {name: value}
+    with pytest.raises(ValueError, match=match):
+        config_from_parameters(params.get)
+
+
+def test_limits_path_relative_to_share_dir_absolute_as_is(tmp_path: Path) -> None:
+    assert resolve_limits_path("config/limits/a.yaml", lambda: "/share/cosmos_ros") == Path(
+        "/share/cosmos_ros/config/limits/a.yaml"
+    )
+
+    def no_lookup() -> str:
+        raise AssertionError("absolute paths must not need the share directory")
+
+    assert resolve_limits_path(str(tmp_path / "l.yaml"), no_lookup) == tmp_path / "l.yaml"
+
+
+def test_interval_histogram_percentiles() -> None:
+    h = IntervalHistogram(bin_s=1e-5, max_s=0.25)
+    assert math.isnan(h.percentile(50))
+    for _ in range(98):
+        h.record(0.010)
+    h.record(0.012)
+    h.record(0.300)  # beyond max_s: lands in the last bin, max still exact
+    assert h.count == 100
+    assert h.percentile(50) == pytest.approx(0.010, abs=1e-5)
+    assert h.percentile(99) == pytest.approx(0.012, abs=1e-5)
+    assert h.percentile(100) == pytest.approx(0.25, abs=1e-5)
+    assert h.max_s == 0.300
+    h.reset()
+    assert h.count == 0 and math.isnan(h.percentile(99))
