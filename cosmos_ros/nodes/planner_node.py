@@ -493,8 +493,10 @@ class PlannerNode(LifecycleNode):
         return None if p.type_ == Parameter.Type.NOT_SET else p.value
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        if self._configured:
-            names = ", ".join(p.name for p in params)
+        # use_sim_time belongs to rclpy's clock, not to the configuration: it may change at any time.
+        read_at_configure = [p.name for p in params if p.name != "use_sim_time"]
+        if self._configured and read_at_configure:
+            names = ", ".join(read_at_configure)
             return SetParametersResult(
                 successful=False,
                 reason=f"planner is configured; parameters ({names}) are read at configure: deactivate and "
