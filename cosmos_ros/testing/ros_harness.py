@@ -111,11 +111,14 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         fd, path = tempfile.mkstemp(prefix=self.module.rsplit(".", 1)[-1] + "_", suffix=".log")
         self.log_path = Path(path)
+        # cwd: `python -m` puts the working directory first on sys.path; started from a source checkout, the
+        # source tree (which has no generated cosmos_ros.msg) would shadow the install space.
         self.proc = subprocess.Popen(
             self.command(),
             stdout=fd,
             stderr=subprocess.STDOUT,
             env=ros_env(self.domain_id, self.env),
+            cwd=tempfile.gettempdir(),
             start_new_session=True,
         )
         os.close(fd)
