@@ -69,6 +69,11 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "pose_topic": ("", "pose_stamped topic (cartesian controller target); empty: keep."),
     "measured_state_topic": ("", "Measured state topic (JointState or PoseStamped); empty: keep."),
     "shadow_mode": ("false", "true: compute everything, publish setpoints only under ~/shadow/."),
+    "fastdds_profile": (
+        "config/fastdds_large_frames.xml",
+        "Fast DDS profile for the planner (16 MiB shared-memory segment for raw images); ignored when "
+        "FASTDDS_DEFAULT_PROFILES_FILE is set; empty: Fast DDS defaults.",
+    ),
     "use_sim_time": ("false", "Use /clock (e.g. from `ros2 run cosmos_ros replay --clock`)."),
     "log_level": ("info", "Log level of both nodes."),
     "autostart": ("true", "Nodes configure+activate themselves; false: wait for a lifecycle manager."),
@@ -131,6 +136,9 @@ def _nodes(context: LaunchContext) -> list:
             safety[param] = arg[launch_arg]
 
     ros_args = ["--log-level", arg["log_level"]]
+    planner_env = {}
+    if arg["fastdds_profile"] and "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        planner_env["FASTDDS_DEFAULT_PROFILES_FILE"] = _share_path(share, arg["fastdds_profile"])
     if _bool(arg["single_process"]):
         # One process: both params files apply to both nodes (they use `/**:`); the names that both nodes
         # declare (autostart, use_sim_time, diagnostics_period_s) are set identically here.
@@ -140,6 +148,7 @@ def _nodes(context: LaunchContext) -> list:
                 executable="planner_and_safety",
                 name="planner_and_safety",
                 output="screen",
+                additional_env=planner_env,
                 emulate_tty=True,
                 parameters=[planner_file, safety_file, planner, safety],
                 ros_arguments=ros_args,
@@ -152,6 +161,7 @@ def _nodes(context: LaunchContext) -> list:
                 executable="planner_node",
                 name="planner_node",
                 output="screen",
+                additional_env=planner_env,
                 emulate_tty=True,
                 parameters=[planner_file, planner],
                 ros_arguments=ros_args,
