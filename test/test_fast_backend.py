@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 diffusers = pytest.importorskip("diffusers", reason="diffusers is needed to build the tiny Cosmos 3 pipeline")
 
@@ -46,7 +47,9 @@ def _stock(pipe, req: PolicyRequest, output_type: str = "latent"):
         chunk_size=req.chunk_size,
         domain_name=req.domain_name,
         resolution_tier=req.resolution_tier,
-        image=req.image,
+        image=Image.fromarray(
+            req.image
+        ),  # a uint8 array would be mis-scaled by diffusers 0.42.1 (see fast.py)
         view_point=req.view_point,
     )
     out = pipe(
@@ -185,3 +188,17 @@ def test_sampler_coefficients_reproduce_the_scheduler(pipe):
         ours = a[i] * x0.double() + sum(b[i, j] * vs[j].double() for j in range(i + 1))
         assert relative_l2(ours.numpy(), x.numpy()) < 1e-6, f"step {i}"
     assert b[-1, 0] != 0 and np.all(b[np.triu_indices(steps, 1)] == 0)  # causal, and not trivially zero
+
+
+@pytest.mark.parametrize("hw", [(256, 256), (250, 333), (480, 640)])
+def test_conditioning_frame_is_scaled_like_a_pil_image(pipe, hw):
+    """The fast path's frame equals the pipeline's PIL-image path, in [-1, 1] (a raw uint8 array is not)."""
+    img = _image(*hw, seed=7)
+    fast = FastPolicyBackend(pipe)
+    ours = pipe._prepare_action_video_conditioning([fast.image_tensor(img)], 256, 1, "cpu", torch.float32)[0]
+    ref = pipe._prepare_action_video_conditioning([Image.fromarray(img)], 256, 1, "cpu", torch.float32)[0]
+    raw = pipe._prepare_action_video_conditioning([img], 256, 1, "cpu", torch.float32)[0]
+    assert ours.shape == ref.shape
+    assert torch.allclose(ours, ref, atol=1e-5)
+    assert ours.min() >= -1.0 and ours.max() <= 1.0
+    assert raw.max() > 2.0  # the mis-scaling this guards against is real in the installed diffusers

@@ -363,7 +363,7 @@ class FastPolicyBackend:
         # 2. Conditioning frame -> latent frame 0 (one frame through the causal VAE; see module docstring).
         t0 = time.perf_counter()
         frame, image_size, height, width = pipe._prepare_action_video_conditioning(
-            [request.image], request.resolution_tier, 1, device=dev, dtype=self.dtype
+            [self.image_tensor(request.image)], request.resolution_tier, 1, device=dev, dtype=self.dtype
         )
         _sync(dev)
         timings["preprocess_image"] = time.perf_counter() - t0
@@ -462,6 +462,26 @@ class FastPolicyBackend:
             timings["decode_video"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         return actions.astype(np.float32), video, timings
+
+    def image_tensor(self, image: np.ndarray) -> Any:
+        """The conditioning frame in the form the pipeline scales right, on the fast route where it can.
+
+        Why not give the pipeline the uint8 array: diffusers 0.42.1's ``VideoProcessor`` takes a uint8 numpy
+        frame as if it were already in ``[0, 1]`` (values up to 509 reach the VAE); PIL images are scaled
+        right. For a frame whose sides are multiples of the VAE's 16 pixels, a float tensor in ``[0, 1]`` on
+        the device gives the PIL route's values exactly (no resize happens; ``test_fast_backend`` checks it)
+        and runs on the GPU; other sizes take the PIL route (PIL resamples them to a multiple of 16).
+
+        Returns:
+            ``[1, 3, H, W]`` float32 tensor in ``[0, 1]`` on the backend's device, or a ``PIL.Image``.
+        """
+        sf = int(self.pipe.vae_scale_factor_spatial)
+        if image.shape[0] % sf or image.shape[1] % sf:
+            from PIL import Image
+
+            return Image.fromarray(np.ascontiguousarray(image))
+        t = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        return t.permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """Normalised latents ``[1, C, T, h, w]`` -> ``[F, H, W, 3]`` uint8, as the stock pipeline decodes."""

@@ -318,13 +318,14 @@ class _StageHooks:
 def stock_call(pipe: Any, req: Any, output_type: str = "latent") -> Any:
     import torch
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
+    from PIL import Image
 
     cond = CosmosActionCondition(
         mode="policy",
         chunk_size=req.chunk_size,
         domain_name=req.domain_name,
         resolution_tier=req.resolution_tier,
-        image=req.image,
+        image=Image.fromarray(req.image),  # a uint8 array would be mis-scaled by diffusers 0.42.1
         view_point=req.view_point,
     )
     return pipe(
