@@ -38,6 +38,7 @@ the test fails, listing every difference, whenever a plan, a decision or a setpo
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -57,6 +58,7 @@ from cosmos_ros.testing.golden import (
     write_golden,
 )
 
+_LOG = logging.getLogger(__name__)
 COMMANDS_TOPIC = "/forward_position_controller/commands"
 PLAN_TOPIC = "/action_sequence"
 STATUS_TOPIC = "/safety_status"
@@ -214,10 +216,12 @@ def replay_into_nodes(
         with TestPeer(domain, name="node_replay_supervisor") as peer:
             deadline = time.monotonic() + startup_timeout_s
             for name, proc in nodes.items():
-                left = max(1.0, deadline - time.monotonic())
-                if not _wait_active(peer, name, timeout=left):
-                    state = "exited" if not proc.alive() else "not active"
-                    raise NodeReplayError(f"{name} {state} after {startup_timeout_s} s\n{logs()}")
+                # Short waits while the process lives: a node whose configure fails exits at once.
+                while not _wait_active(peer, name, timeout=2.0):
+                    if not proc.alive():
+                        raise NodeReplayError(f"{name} exited during start-up\n{logs()}")
+                    if time.monotonic() > deadline:
+                        raise NodeReplayError(f"{name} not active after {startup_timeout_s} s\n{logs()}")
         ctx = rclpy.Context()
         rclpy.init(args=[], context=ctx, domain_id=domain)
         try:
@@ -248,6 +252,7 @@ def replay_into_nodes(
             )
         finally:
             ctx.try_shutdown()
+        _LOG.info("node replay of %s:\n%s", bag, report.summary())
         dead = [name for name, n in nodes.items() if not n.alive()]
         if dead:
             raise NodeReplayError(f"{dead} exited during the replay\n{report.summary()}\n{logs()}")
