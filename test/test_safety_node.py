@@ -323,18 +323,31 @@ def test_bad_limits_file_fails_configure_and_exits_with_the_reason(
     assert "ERROR" in out, out
 
 
+def _set_param(rig: Rig, name: str, value: str) -> Any:
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    value_msg = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    req = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value_msg)])
+    return rig.call(SetParameters, "/safety_node/set_parameters", req).results[0]
+
+
 def test_without_autostart_nothing_streams_until_lifecycle_transitions(rig_factory: Any) -> None:
     rig = rig_factory(autostart=False)
     state = rig.call(GetState, "/safety_node/get_state", GetState.Request(), timeout=STARTUP_S)
     assert state.current_state.label == "unconfigured"
     time.sleep(0.5)
     assert len(rig.commands) == 0
+    assert _set_param(rig, "watchdog_mode", "hold").successful  # unconfigured: parameters may change
     for tid in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
         resp = rig.call(
             ChangeState, "/safety_node/change_state", ChangeState.Request(transition=Transition(id=tid))
         )
         assert resp.success, f"transition {tid} failed\n{rig.log()}"
     _wait_streaming(rig)
+    refused = _set_param(rig, "watchdog_mode", "decelerate")  # configured: would silently not apply
+    assert not refused.successful and "configure" in refused.reason
     resp = rig.call(
         ChangeState,
         "/safety_node/change_state",
@@ -345,3 +358,68 @@ def test_without_autostart_nothing_streams_until_lifecycle_transitions(rig_facto
     rig.commands.clear()
     time.sleep(0.5)
     assert len(rig.commands) == 0  # inactive: nothing streams, the controllers hold
+
+
+def test_malformed_plan_message_is_rejected_as_shape_and_the_node_lives(rig_factory: Any) -> None:
+    rig = rig_factory()
+    _wait_streaming(rig)
+    msg = plan_to_msg(
+        Plan(
+            plan_id=1,
+            stamp_s=rig.peer.now_s(),
+            t0_s=rig.peer.now_s(),
+            step_period_s=0.1,
+            axis_names=AXES,
+            values=np.tile(MEASURED + 0.1, (5, 1)),
+            frame_id=FRAME,
+            action_space=SPACE,
+        )
+    )
+    msg.trajectory.points[2].positions = [0.5]  # ragged: cannot even become a Plan
+    rig.commands.clear()
+    rig.plans.publish(msg)
+    st = rig.status_for(1)
+    assert st.decision == SafetyStatus.DECISION_REJECTED and list(st.reasons) == ["shape"], st.message
+    time.sleep(0.5)
+    v = rig.values()
+    assert len(v) > 20 and rig.node.alive()
+    np.testing.assert_array_equal(v, np.tile(MEASURED, (len(v), 1)))
+
+
+def test_pose_space_measured_pose_in_limits_frame_only_and_pose_stamped_output(domain_id: int) -> None:
+    """umi_pose_gripper from the package's config (relative limits path), PoseStamped in and out."""
+    params = {
+        "limits_file": "config/limits/umi_pose_gripper.yaml",
+        "measured_state_type": "pose",
+        "measured_state_topic": "ee_pose",
+        "gripper_state_topic": "gripper_states",
+        "output_adapters": ["pose_stamped"],
+    }
+    from geometry_msgs.msg import PoseStamped
+
+    measured = PoseStamped()
+    measured.header.frame_id = "base_link"
+    measured.pose.position.x, measured.pose.position.y, measured.pose.position.z = 0.5, 0.1, 0.3
+    measured.pose.orientation.x, measured.pose.orientation.w = 1.0, 0.0  # tool down: the cone's reference
+    wrong = PoseStamped()
+    wrong.header.frame_id = "camera"  # another frame: must be ignored, not mixed in
+    wrong.pose.position.x, wrong.pose.orientation.w = 9.0, 1.0
+    with NodeProcess(MODULE, domain_id, params=params, env=NODE_ENV) as node, TestPeer(domain_id) as peer:
+        out = peer.record(PoseStamped, "target_frame")
+        grip = peer.record(Float64, "gripper/setpoint")
+        pose_pub = peer.publisher(PoseStamped, "ee_pose")
+        grip_pub = peer.publisher(JointState, "gripper_states")
+        deadline = time.monotonic() + STARTUP_S
+        while time.monotonic() < deadline and len(out) < 20:
+            pose_pub.publish(wrong)
+            pose_pub.publish(measured)
+            grip_pub.publish(JointState(name=["gripper"], position=[0.04]))
+            time.sleep(0.02)
+        assert len(out) >= 20, "no PoseStamped setpoints\n" + node.output()[-3000:]
+        last = out.messages[-1]
+        assert last.header.frame_id == "base_link"
+        p, q = last.pose.position, last.pose.orientation
+        assert (p.x, p.y, p.z) == pytest.approx((0.5, 0.1, 0.3), abs=1e-9)
+        assert (q.x, q.y, q.z, q.w) == pytest.approx((1.0, 0.0, 0.0, 0.0), abs=1e-9)
+        assert grip.messages[-1].data == pytest.approx(0.04)
+        assert all(m.pose.position.x < 1.0 for m in out.messages), "a pose from the wrong frame leaked in"

@@ -567,11 +567,13 @@ class SafetyNode(LifecycleNode):
 
     # --- parameters ----------------------------------------------------------------------------------
     def _on_set_params(self, params: list[Any]) -> SetParametersResult:
-        if self._configured:
-            names = ", ".join(p.name for p in params)
+        # Ours are read on configure only; a change while configured would silently not apply, so refuse it.
+        # Parameters of rclpy itself (use_sim_time, ...) are not ours to police.
+        ours = [p.name for p in params if p.name in PARAMETERS]
+        if self._configured and ours:
             return SetParametersResult(
                 successful=False,
-                reason=f"parameters are read on configure; clean up the node before changing {names}",
+                reason=f"read on configure; clean up the node before changing {', '.join(ours)}",
             )
         return SetParametersResult(successful=True)
 
