@@ -184,3 +184,17 @@ def test_interval_histogram_percentiles() -> None:
     assert h.max_s == 0.300
     h.reset()
     assert h.count == 0 and math.isnan(h.percentile(99))
+
+
+def test_params_file_carries_every_parameter_with_its_declared_default(repo_root: Path) -> None:
+    """config/safety.yaml and PARAMETERS must not drift: same names, same defaults (control_rate_hz is
+    deliberately absent from the file: unset means "the limits file's rate")."""
+    import yaml
+
+    data = yaml.safe_load((repo_root / "config" / "safety.yaml").read_text())
+    params = data["/**"]["ros__parameters"]
+    declared = {k: d for k, (d, _) in PARAMETERS.items() if not isinstance(d, Parameter.Type)}
+    assert set(params) == set(declared), set(params) ^ set(declared)
+    for name, default in declared.items():
+        assert params[name] == default, (name, params[name], default)
+    config_from_parameters(params.get)  # and they make a valid config
