@@ -236,9 +236,17 @@ def run_demo(args: argparse.Namespace) -> dict:
         "use_sim_time": True,
     }
     nodes = [
-        NodeProcess("cosmos_ros.nodes.safety_node", domain, params=safety_params, params_files=[share / "config/safety.yaml"]),
         NodeProcess(
-            "cosmos_ros.nodes.planner_node", domain, params=planner_params, params_files=[share / "config/planner.yaml"]
+            "cosmos_ros.nodes.safety_node",
+            domain,
+            params=safety_params,
+            params_files=[share / "config/safety.yaml"],
+        ),
+        NodeProcess(
+            "cosmos_ros.nodes.planner_node",
+            domain,
+            params=planner_params,
+            params_files=[share / "config/planner.yaml"],
         ),
     ]
     print(f"[demo] starting safety_node and planner_node (ROS_DOMAIN_ID={domain}, model {model})")
@@ -247,7 +255,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     try:
         with TestPeer(domain, name="demo_supervisor") as peer:
-            for name, proc in (("safety_node", nodes[0]), ("planner_node", nodes[1])):
+            for name, proc in (("safety_node", nodes[0]), ("planner", nodes[1])):  # planner_node.NODE_NAME
                 if not _wait_active(peer, name, timeout=args.startup_timeout):
                     raise RuntimeError(f"{name} did not become active; its log:\n{proc.output()[-3000:]}")
         print(f"[demo] replaying {bag} at rate {args.rate} (publishing /clock), recording outputs")
@@ -285,7 +293,9 @@ def run_demo(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="artifacts/demo", help="output directory (model, bag, recording, plot)")
-    p.add_argument("--model-path", default="", help="Cosmos 3 pipeline dir; empty: generate the tiny random one")
+    p.add_argument(
+        "--model-path", default="", help="Cosmos 3 pipeline dir; empty: generate the tiny random one"
+    )
     p.add_argument("--bag", default="", help="input bag; empty: generate the demo bag")
     p.add_argument("--camera-topic", default="/camera/image_raw")
     p.add_argument("--action-space", default="arm7_joints")
