@@ -143,3 +143,29 @@ def test_a_plan_whose_check_raises_is_reported_rejected_and_not_streamed(
     for _ in range(20):
         node._on_tick()
     assert all(np.array_equal(v, MEASURED) for v in _sent(node)), "the failed plan moved the output"
+
+
+def test_configure_fails_when_the_measured_state_type_does_not_fit_the_space(domain_id: int) -> None:
+    """A pose space fed JointStates could never get a measured state: refuse at configure, not at runtime."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain_id)
+    n = SafetyNode(
+        context=ctx,
+        parameter_overrides=[
+            Parameter("limits_file", value="config/limits/umi_pose_gripper.yaml"),
+            Parameter("measured_state_type", value="joint_state"),
+        ],
+    )
+    try:
+        assert n.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert n._supervisor is None and not n._made_subs  # nothing left behind
+        # Unconfigured: parameters may change. PoseStamped and JointState cannot share a topic.
+        n.set_parameters([Parameter("measured_state_type", value="pose")])
+        assert n.trigger_configure() == TransitionCallbackReturn.FAILURE
+        n.set_parameters([Parameter("measured_state_topic", value="ee_pose")])
+        assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    finally:
+        n.destroy_node()
+        rclpy.shutdown(context=ctx)

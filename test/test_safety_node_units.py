@@ -151,6 +151,7 @@ def test_every_parameter_has_a_description_and_the_defaults_make_a_valid_config(
         ("plan_topic", "/action_sequence", "plan_topic"),
         ("control_rate_hz", 5000.0, "control_rate_hz"),
         ("limits_file", "", "limits_file"),
+        ("measured_state_type", "pose", "gripper_state_topic"),  # both default to joint_states
     ],
 )
 def test_bad_parameters_are_refused_with_their_name(name: str, value: Any, match: str) -> None:

@@ -359,6 +359,11 @@ class SafetyNodeConfig:
             topic = getattr(self, name)
             if not topic or topic.startswith("/"):
                 raise ValueError(f"{name} must be a non-empty relative topic name, got {topic!r}")
+        if self.measured_state_type == "pose" and self.measured_state_topic == self.gripper_state_topic:
+            raise ValueError(
+                f"measured_state_topic and gripper_state_topic are both {self.measured_state_topic!r}, but "
+                "with measured_state_type 'pose' the first carries PoseStamped and the second JointState"
+            )
         if not 0.0 <= self.blend_time_s <= 5.0:
             raise ValueError(f"blend_time_s must be in [0, 5] s, got {self.blend_time_s}")
         if not self.diagnostics_period_s > 0:
@@ -602,6 +607,12 @@ class SafetyNode(LifecycleNode):
         cfg = config_from_parameters(get)
         path = resolve_limits_path(cfg.limits_file, _share_dir)
         limits = load_limits(path)
+        expected_type = "pose" if limits.kind == "pose" else "joint_state"
+        if cfg.measured_state_type != expected_type:
+            raise ValueError(
+                f"measured_state_type is {cfg.measured_state_type!r} but {path.name} is a "
+                f"{limits.kind} space; set measured_state_type: {expected_type}"
+            )
         adapter_settings = replace(cfg.adapters, pose_frame_id=limits.frame_id)
         supervisor = SafetySupervisor(
             limits,
