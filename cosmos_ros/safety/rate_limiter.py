@@ -170,6 +170,19 @@ def clamp_positions(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple
     return clamped, mask
 
 
+def _brake_axis(v: float, a: float, dt: float, amax: float, jmax: float) -> tuple[float, float]:
+    """The braking law for one axis: ``(a_next, v_next)``. The single implementation every braking path
+    (streaming, safety simulation, watchdog, e-stop) calls, so their floats agree bit for bit."""
+    jdt = jmax * dt
+    a_land = -v / dt
+    if abs(a_land - a) <= jdt and abs(a_land) <= min(amax, jdt):
+        return a_land, 0.0
+    sign = 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+    target = -sign * min(amax, math.sqrt(2.0 * jmax * abs(v)))
+    a_next = min(max(min(max(target, a - jdt), a + jdt), -amax), amax)
+    return a_next, v + a_next * dt
+
+
 def braking_accel(
     velocity: np.ndarray, acceleration: np.ndarray, dt: float, limits: RateLimits
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -183,21 +196,32 @@ def braking_accel(
     Returns:
         ``(a_next, land)``: next acceleration ``[D]`` and a mask of axes whose velocity becomes exactly 0.
     """
-    amax, jdt = limits.max_acceleration, limits.max_jerk * dt
-    a_land = -velocity / dt
-    land = (np.abs(a_land - acceleration) <= jdt) & (np.abs(a_land) <= np.minimum(amax, jdt))
-    target = -np.sign(velocity) * np.minimum(amax, np.sqrt(2.0 * limits.max_jerk * np.abs(velocity)))
-    a_next = np.clip(np.clip(target, acceleration - jdt, acceleration + jdt), -amax, amax)
-    return np.where(land, a_land, a_next), land
+    a_next = np.empty_like(velocity)
+    land = np.zeros(velocity.shape, dtype=bool)
+    for i in range(velocity.shape[0]):
+        a_next[i], v_next = _brake_axis(
+            float(velocity[i]),
+            float(acceleration[i]),
+            dt,
+            float(limits.max_acceleration[i]),
+            float(limits.max_jerk[i]),
+        )
+        land[i] = v_next == 0.0
+    return a_next, land
 
 
-def _advance(
-    position: np.ndarray, velocity: np.ndarray, a_next: np.ndarray, land: np.ndarray | None, dt: float
-) -> tuple[np.ndarray, np.ndarray]:
-    v_next = velocity + a_next * dt
-    if land is not None:
-        v_next = np.where(land, 0.0, v_next)
-    return position + v_next * dt, v_next
+def _stopping_bound_axis(v: float, a: float, dt: float, amax: float, jmax: float) -> tuple[float, float]:
+    speed, a_abs = abs(v), abs(a)
+    along = a * v > 0
+    ramp = a_abs * a_abs / (2.0 * jmax)  # speed gained while ramping |a| to zero at max jerk
+    forward = speed + ramp + a_abs * dt if along else speed
+    # Braking harder than the speed can absorb reverses the motion, up to ramp - speed.
+    reverse = 0.0 if along else max(0.0, ramp - speed + a_abs * dt)
+    # Landing can overshoot zero speed by at most a couple of acceleration steps.
+    slack = 2.0 * min(amax, jmax * dt) * dt
+    peak = max(forward, reverse, slack)
+    t_stop = a_abs / jmax + (peak + slack) / amax + 2.0 * math.sqrt((peak + slack) / jmax) + 4.0 * dt
+    return (peak + slack) * t_stop + amax * dt * dt, peak
 
 
 def stopping_bound(
@@ -206,27 +230,51 @@ def stopping_bound(
     """Conservative bounds on the braking law's excursion and peak speed from ``(v, a)``.
 
     Peak speed: the speed only grows while the acceleration still points along the motion; ramping it to
-    zero at jerk J adds at most ``a^2 / (2J)`` plus one discrete step. Time to rest is at most the ramp of
-    ``a`` to zero plus the jerk/acceleration-limited braking time of the peak speed (``w/A + 2 sqrt(w/J)``)
-    plus a few steps of discretisation slack; the excursion is at most peak speed times that time.
+    zero at jerk J adds at most ``a^2 / (2J)`` plus one discrete step (and braking harder than the speed can
+    absorb reverses the motion by at most ``a^2/(2J) - |v|``). Time to rest is at most the ramp of ``a`` to
+    zero plus the jerk/acceleration-limited braking time of the peak speed (``w/A + 2 sqrt(w/J)``) plus a
+    few steps of discretisation slack; the excursion is at most peak speed times that time. A property test
+    checks the bound against the simulated braking law.
 
     Returns:
         ``(excursion, peak_speed)``, each ``[D]``; the braking law never moves farther than ``excursion``
         from the start (either direction) and never faster than ``peak_speed``.
     """
-    amax, jmax = limits.max_acceleration, limits.max_jerk
-    speed = np.abs(velocity)
-    along = acceleration * np.sign(velocity) > 0
-    a_abs = np.abs(acceleration)
-    ramp = a_abs * a_abs / (2.0 * jmax)  # speed gained while ramping |a| to zero at max jerk
-    forward = np.where(along, speed + ramp + a_abs * dt, speed)
-    # Braking harder than the speed can absorb reverses the motion, up to ramp - speed.
-    reverse = np.where(along, 0.0, np.maximum(0.0, ramp - speed + a_abs * dt))
-    # Landing can overshoot zero speed by at most a couple of acceleration steps.
-    slack = 2.0 * np.minimum(amax, jmax * dt) * dt
-    peak = np.maximum(np.maximum(forward, reverse), slack)
-    t_stop = a_abs / jmax + (peak + slack) / amax + 2.0 * np.sqrt((peak + slack) / jmax) + 4.0 * dt
-    return (peak + slack) * t_stop + amax * dt * dt, peak
+    excursion = np.empty_like(velocity)
+    peak = np.empty_like(velocity)
+    for i in range(velocity.shape[0]):
+        excursion[i], peak[i] = _stopping_bound_axis(
+            float(velocity[i]),
+            float(acceleration[i]),
+            dt,
+            float(limits.max_acceleration[i]),
+            float(limits.max_jerk[i]),
+        )
+    return excursion, peak
+
+
+def _axis_brakes_safely(
+    p: float, v: float, a: float, dt: float, vmax: float, amax: float, jmax: float, lo: float, hi: float
+) -> bool:
+    """Does the braking law from ``(p, v, a)`` come to rest inside ``[lo, hi]`` within ``vmax``?
+
+    Simulated step by step (exact for the discrete model); every few steps the conservative bound is tried
+    so the simulation stops as soon as the rest of the braking provably fits.
+    """
+    if not (lo <= p <= hi) or abs(v) > vmax:
+        return False
+    for step in range(_MAX_SIM_STEPS):
+        if v == 0.0 and a == 0.0:
+            return True
+        if step % 4 == 0:
+            excursion, peak = _stopping_bound_axis(v, a, dt, amax, jmax)
+            if peak <= vmax and p - excursion >= lo and p + excursion <= hi:
+                return True
+        a, v = _brake_axis(v, a, dt, amax, jmax)
+        p = p + v * dt
+        if p < lo or p > hi or abs(v) > vmax:
+            return False
+    return False  # not at rest within the horizon: treat as unsafe (conservative)
 
 
 def braking_is_safe(
@@ -247,27 +295,34 @@ def braking_is_safe(
     """
     vmax = limits.max_velocity
     excursion, peak = stopping_bound(state_v, state_a, dt, limits)
-    speed_ok = np.abs(state_v) <= vmax
-    fast = speed_ok & (peak <= vmax) & (state_p - excursion >= lo) & (state_p + excursion <= hi)
-    if fast.all():
-        return fast
-    # Exact check: simulate the braking law (vectorised over axes) until every axis is at rest.
-    t_stop = excursion / np.maximum(peak, 1e-300)  # = t_stop bound from stopping_bound (upper bound)
-    steps = int(min(_MAX_SIM_STEPS, math.ceil(2.0 * float(np.max(np.where(fast, 0.0, t_stop))) / dt) + 10))
-    p, v, a = state_p.copy(), state_v.copy(), state_a.copy()
-    p_min, p_max, v_abs = p.copy(), p.copy(), np.abs(v)
-    rest = (v == 0) & (a == 0)
-    for _ in range(steps):
-        if rest.all():
-            break
-        a, land = braking_accel(v, a, dt, limits)
-        p, v = _advance(p, v, a, land, dt)
-        np.minimum(p_min, p, out=p_min)
-        np.maximum(p_max, p, out=p_max)
-        np.maximum(v_abs, np.abs(v), out=v_abs)
-        rest = (v == 0) & (a == 0)
-    exact = rest & (p_min >= lo) & (p_max <= hi) & (v_abs <= vmax) & speed_ok
-    return fast | exact
+    safe = (
+        (np.abs(state_v) <= vmax) & (peak <= vmax) & (state_p - excursion >= lo) & (state_p + excursion <= hi)
+    )
+    for i in np.nonzero(~safe)[0]:
+        safe[i] = _axis_brakes_safely(
+            float(state_p[i]),
+            float(state_v[i]),
+            float(state_a[i]),
+            dt,
+            float(vmax[i]),
+            float(limits.max_acceleration[i]),
+            float(limits.max_jerk[i]),
+            float(lo[i]),
+            float(hi[i]),
+        )
+    return safe
+
+
+def _brake_state(previous: MotionState, dt: float, limits: RateLimits, axes: np.ndarray) -> MotionState:
+    """Apply the braking law to ``axes`` (indices); other axes copied unchanged."""
+    p, v, a = previous.position.copy(), previous.velocity.copy(), previous.acceleration.copy()
+    for i in axes:
+        a_i, v_i = _brake_axis(
+            float(v[i]), float(a[i]), dt, float(limits.max_acceleration[i]), float(limits.max_jerk[i])
+        )
+        a[i], v[i] = a_i, v_i
+        p[i] = float(p[i]) + v_i * dt
+    return MotionState(p, v, a)
 
 
 def limit_step(
@@ -276,6 +331,8 @@ def limit_step(
     target_velocity: np.ndarray,
     dt: float,
     limits: RateLimits,
+    min_position: np.ndarray | None = None,
+    max_position: np.ndarray | None = None,
 ) -> tuple[MotionState, np.ndarray]:
     """One tick of the jerk-limited limiter: the next command toward a target, within all limits.
 
@@ -291,6 +348,9 @@ def limit_step(
         target_velocity: ``[D]`` finite velocity of the target (feed-forward; zeros for a fixed target).
         dt: Control period in seconds, > 0.
         limits: Per-column limits.
+        min_position: Optional ``[D]`` tighter lower bounds for this tick (e.g. measured - max step);
+            default ``limits.min_position``.
+        max_position: Optional ``[D]`` tighter upper bounds for this tick; default ``limits.max_position``.
 
     Returns:
         ``(next_state, limited)``: the new command, and per-axis ``LIMITED_*`` bit flags (0 = the limiter
@@ -324,27 +384,29 @@ def limit_step(
     flags |= np.where(a_j != a_des, LIMITED_JERK, 0)
     a_c = np.clip(a_j, -amax, amax)
     flags |= np.where(a_c != a_j, LIMITED_ACCELERATION, 0)
-    p_c, v_c = _advance(p, v, a_c, None, dt)
+    v_c = v + a_c * dt
+    p_c = p + v_c * dt
 
-    lo = np.minimum(limits.min_position, p)  # a start outside the bounds may only move back in
-    hi = np.maximum(limits.max_position, p)
+    # A command outside the bounds (start there, or a moving bound passed it) may only move back in.
+    lo = np.minimum(limits.min_position if min_position is None else min_position, p)
+    hi = np.maximum(limits.max_position if max_position is None else max_position, p)
     safe = braking_is_safe(p_c, v_c, a_c, dt, limits, lo, hi)
     if not safe.all():
-        a_b, land = braking_accel(v, a, dt, limits)
-        p_b, v_b = _advance(p, v, a_b, land, dt)
-        p_c = np.where(safe, p_c, p_b)
-        v_c = np.where(safe, v_c, v_b)
-        a_c = np.where(safe, a_c, a_b)
-        flags |= np.where(safe, 0, LIMITED_BRAKING)
+        unsafe = np.nonzero(~safe)[0]
+        braked = _brake_state(previous, dt, limits, unsafe)
+        p_c[unsafe] = braked.position[unsafe]
+        v_c[unsafe] = braked.velocity[unsafe]
+        a_c[unsafe] = braked.acceleration[unsafe]
+        flags[unsafe] |= LIMITED_BRAKING
     return MotionState(p_c, v_c, a_c), flags
 
 
 def brake_step(previous: MotionState, dt: float, limits: RateLimits) -> MotionState:
     """One tick of the braking law (watchdog ``decelerate``, e-stop): toward rest within the limits."""
     _check_dt(dt)
-    a_b, land = braking_accel(previous.velocity, previous.acceleration, dt, limits)
-    p_b, v_b = _advance(previous.position, previous.velocity, a_b, land, dt)
-    return MotionState(p_b, v_b, a_b)
+    if previous.is_at_rest():  # the braking law keeps a state at rest where it is
+        return MotionState(previous.position.copy(), previous.velocity.copy(), previous.acceleration.copy())
+    return _brake_state(previous, dt, limits, np.arange(previous.position.shape[0]))
 
 
 def flag_reasons(flags: int) -> tuple[str, ...]:

@@ -578,22 +578,31 @@ class SafetySupervisor:
             new = brake_step(prev, self.dt, self.rate_limits)
         else:
             rl = self.rate_limits
+            lo_tick = hi_tick = None
             if self._measured is not None:
                 lo = self._measured - rl.max_step_from_measured
                 hi = self._measured + rl.max_step_from_measured
+                # The command itself is kept within the window by the limiter's braking guarantee.
+                lo_tick = np.maximum(rl.min_position, lo)
+                hi_tick = np.minimum(rl.max_position, hi)
+                if self._pose:
+                    lo_tick[_QUAT] = rl.min_position[_QUAT]
+                    hi_tick[_QUAT] = rl.max_position[_QUAT]
                 stepped = (self._tp < lo) | (self._tp > hi)
                 if self._pose:
                     stepped[_QUAT] = False
                 if stepped.any():
                     np.clip(self._tp, lo, hi, out=self._tp, where=stepped)
+                    self._tv[stepped] = 0.0  # a clamped target stands still: no feed-forward past it
                     limited |= stepped
                     reasons.append("max_step")
             out_of_bounds = (self._tp < rl.min_position) | (self._tp > rl.max_position)
             if out_of_bounds.any():
                 np.clip(self._tp, rl.min_position, rl.max_position, out=self._tp)
+                self._tv[out_of_bounds] = 0.0
                 limited |= out_of_bounds
                 reasons.append("position_bound")
-            new, flags = limit_step(prev, self._tp, self._tv, self.dt, rl)
+            new, flags = limit_step(prev, self._tp, self._tv, self.dt, rl, lo_tick, hi_tick)
             if flags.any():
                 limited |= flags != 0
                 combined = int(np.bitwise_or.reduce(flags))
