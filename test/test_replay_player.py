@@ -312,15 +312,17 @@ def test_player_config_validation() -> None:
 class SlowModel:
     """Stands in for planner + safety: takes each frame, 'works' WORK_S of wall time, then answers on /ack
     with the bag clock it saw when it answered; and, like a sim-time timer, answers every /clock value on the
-    10 ms grid with a Float64 'setpoint' carrying that clock value."""
+    10 ms grid, TICK_S later, with a Float64 'setpoint' carrying that clock value."""
 
     WORK_S = 0.3
+    TICK_S = 0.025
 
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self, peer: Peer, silent_until_first_answer: bool = False) -> None:
         from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64, String
 
+        self.silent = silent_until_first_answer  # like a safety node waiting for its first measured state
         self.clock_ns = 0
         self.frames: list[int] = []  # bag clock at each frame's arrival
         self.ack_clocks: list[int] = []
@@ -330,6 +332,7 @@ class SlowModel:
         self.tick_pub = node.create_publisher(Float64, "/tick", 10)
         node.create_subscription(Clock, "/clock", self._on_clock, 10)
         node.create_subscription(Image, "/camera/image_raw", self._on_frame, 10)
+        node.create_subscription(JointState, "/joint_states", lambda _: None, 10)
         self._String, self._Float64 = String, Float64
         self._workers: list[threading.Thread] = []
 
@@ -337,7 +340,8 @@ class SlowModel:
         t = msg.clock.sec * 10**9 + msg.clock.nanosec
         with self._lock:
             self.clock_ns = t
-        if t % 10_000_000 == 0:
+        if t % 10_000_000 == 0 and not (self.silent and not self.ack_clocks):
+            time.sleep(self.TICK_S)  # a busy node: answers later than the 10 ms wall pace of unwaited steps
             self.tick_pub.publish(self._Float64(data=t * 1e-9))
 
     def _on_frame(self, msg: Any) -> None:
@@ -402,13 +406,16 @@ def test_lockstep_timeouts_are_counted(bag: Path, peer: Peer) -> None:
     assert "3 timed out" in report.summary()
 
 
-def test_stepped_lockstep_stamps_each_tick_with_its_grid_time(bag: Path, peer: Peer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("silent_at_start", [False, True])
+def test_stepped_lockstep_stamps_each_tick_with_its_grid_time(
+    bag: Path, peer: Peer, tmp_path: Path, silent_at_start: bool
+) -> None:
     from rclpy.serialization import deserialize_message
     from std_msgs.msg import Float64
 
     from cosmos_ros.replay.player import Lockstep
 
-    model = SlowModel(peer)
+    model = SlowModel(peer, silent_until_first_answer=silent_at_start)
     out = tmp_path / "ticks"
     options = ReplayOptions(
         topics=("/camera/image_raw", "/joint_states"),
@@ -421,6 +428,7 @@ def test_stepped_lockstep_stamps_each_tick_with_its_grid_time(bag: Path, peer: P
         timeout_s=10.0,
         clock_step_s=0.01,
         tick_topic="/tick:std_msgs/msg/Float64",
+        tick_timeout_s=0.2,
     )
     report = play(
         bag,
@@ -436,14 +444,17 @@ def test_stepped_lockstep_stamps_each_tick_with_its_grid_time(bag: Path, peer: P
     )
     assert report.lockstep_timeouts == 0 and report.lockstep_pauses == 2, report.summary()
     # The start, then 0.6 s of bag + 0.1 s linger on a 10 ms grid: one step per grid point, each answered.
-    assert report.clock_steps == 71 and report.tick_timeouts == 0, report.summary()
+    # A node silent at the start (no answer to the first step) costs one tick timeout; waiting resumes with
+    # the first acknowledged plan, so all later ticks are still answered and stamped exactly.
+    assert report.clock_steps == 71 and report.tick_timeouts == int(silent_at_start), report.summary()
     assert model.ack_clocks == [START_NS + 2_000_000, START_NS + 502_000_000]
     with Bag(out) as rec:
         ticks = [(m.time_ns, deserialize_message(m.data, Float64).data) for m in rec.messages()]
-    assert len(ticks) == 71
+    first = 1 if silent_at_start else 0
+    assert len(ticks) == 71 - first
     # Every answer was recorded at exactly the grid time it answered (value = that bag time).
     assert all(abs(t * 1e-9 - v) < 1e-6 for t, v in ticks), ticks[:5]
-    assert [t for t, _ in ticks] == [START_NS + 10_000_000 * k for k in range(71)]
+    assert [t for t, _ in ticks] == [START_NS + 10_000_000 * k for k in range(first, 71)]
 
 
 def test_lockstep_validation(bag: Path) -> None:
