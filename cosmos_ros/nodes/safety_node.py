@@ -527,8 +527,12 @@ class SafetyNode(LifecycleNode):
         **kwargs: passed to ``rclpy.lifecycle.Node`` (e.g. ``context``, ``parameter_overrides``).
     """
 
-    def __init__(self, node_name: str = "safety_node", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = "safety_node", *, tick_thread: bool = True, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # False: the control-rate timer is a plain timer of this node in its own mutually exclusive callback
+        # group, run by whatever executor spins the node. Kept only so bench_jitter can measure the
+        # difference (see Ticker); the node and main() always use the dedicated thread.
+        self._tick_thread = tick_thread
         for name, (default, descriptor) in PARAMETERS.items():
             self.declare_parameter(name, default, descriptor)
         # After declaring: the callback refuses changes that would silently not apply (see _on_set_params).
@@ -551,6 +555,7 @@ class SafetyNode(LifecycleNode):
         self._made_services: list[Any] = []
         self._made_timers: list[Any] = []
         self._ticker: Ticker | None = None
+        self._tick_timer: Any = None
         self._status_pub: Any = None
         self._diag_pub: Any = None
         self._shadow = False
@@ -693,7 +698,12 @@ class SafetyNode(LifecycleNode):
                 self._supervisor.activate(self._now_s())
             self._last_tick_perf = None
             self._active = True
-            self._ticker = Ticker(self, self._period_s, self._on_tick)
+            if self._tick_thread:
+                self._ticker = Ticker(self, self._period_s, self._on_tick)
+            else:
+                self._tick_timer = self.create_timer(
+                    self._period_s, self._on_tick, callback_group=MutuallyExclusiveCallbackGroup()
+                )
         except Exception as exc:
             self._active = False
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
@@ -708,6 +718,9 @@ class SafetyNode(LifecycleNode):
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
         try:
             with self._core_lock:
                 self._supervisor.deactivate(self._now_s())
@@ -732,6 +745,9 @@ class SafetyNode(LifecycleNode):
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
         for t in self._made_timers:
             self.destroy_timer(t)
         for s in self._made_subs:
@@ -752,7 +768,15 @@ class SafetyNode(LifecycleNode):
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
         super().destroy_node()
+
+    def tick_interval_stats(self) -> dict[str, float]:
+        """Timer-side tick intervals since activation: count, p50/p99/max in seconds (for benchmarks)."""
+        h = self._hist_total
+        return {"count": h.count, "p50": h.percentile(50), "p99": h.percentile(99), "max": h.max_s}
 
     def bring_up(self) -> bool:
         """configure + activate (the ``autostart`` path); False, with the reason logged, if either fails."""

@@ -18,6 +18,11 @@ Two views, both printed:
   the warm-up. This adds DDS transport and the subscriber's own executor latency; it is what a controller in
   another process experiences.
 
+``--compare-executors`` measures something else: the timer-side view of the node run in-process under three
+executor designs (``EXECUTOR_VARIANTS``): the node's dedicated tick thread with a Single- or
+MultiThreadedExecutor for the rest, and the textbook rclpy pattern of a timer in its own callback group of a
+MultiThreadedExecutor, plus the process CPU time. It is why the node has a tick thread (``Ticker``).
+
 This is a measurement on whatever machine runs it (shared CPUs make p99 worse); it is not a test and asserts
 nothing.
 """
@@ -187,17 +192,129 @@ def run_one(
     return rows
 
 
+EXECUTOR_VARIANTS = {
+    # name: (SafetyNode tick_thread, executor spinning the node)
+    "ticker+single": (True, "single"),  # what `ros2 run cosmos_ros safety_node` does
+    "ticker+multi": (True, "multi"),  # the node inside a MultiThreadedExecutor (e.g. a combined process)
+    "group+multi": (False, "multi"),  # the textbook rclpy pattern: timer in its own callback group
+}
+
+
+def compare_executors(
+    rate_hz: float, duration_s: float, plan_rate_hz: float, limits: Path, domain_id: int
+) -> list[dict]:
+    """Timer-side tick intervals of the node run in-process under each of ``EXECUTOR_VARIANTS``.
+
+    In-process (node, feeder and executor in this interpreter), so this compares executor designs under the
+    same conditions; it is not the deployment figure (that is ``run_one``).
+    """
+    sys.setswitchinterval(0.0005)  # as safety_node.main() does, so only the executor design differs
+    rows = []
+    for variant, (tick_thread, kind) in EXECUTOR_VARIANTS.items():
+        stats, cpu_s = _in_process(tick_thread, kind, rate_hz, duration_s, plan_rate_hz, limits, domain_id)
+        rows.append(
+            {
+                "rate_hz": rate_hz,
+                "view": variant,
+                "n": int(stats["count"]),
+                "mean_hz": float("nan"),
+                "p50": stats["p50"] * 1e3,
+                "p99": stats["p99"] * 1e3,
+                "max": stats["max"] * 1e3,
+                "cpu_s": cpu_s,
+            }
+        )
+    return rows
+
+
+def _in_process(
+    tick_thread: bool,
+    kind: str,
+    rate_hz: float,
+    duration_s: float,
+    plan_rate_hz: float,
+    limits: Path,
+    domain_id: int,
+) -> tuple[dict[str, float], float]:
+    import rclpy
+    from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+
+    from cosmos_ros.msg import ActionSequence
+    from cosmos_ros.nodes.conversions import plan_to_msg
+    from cosmos_ros.nodes.safety_node import SafetyNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain_id)
+    node = SafetyNode(
+        context=ctx,
+        tick_thread=tick_thread,
+        parameter_overrides=[
+            Parameter("limits_file", value=str(limits)),
+            Parameter("control_rate_hz", value=float(rate_hz)),
+            Parameter("output_adapters", value=["float64_multi_array"]),
+            Parameter("autostart", value=False),
+        ],
+    )
+    feeder = rclpy.create_node("bench_feeder", context=ctx)
+    joints = feeder.create_publisher(JointState, "joint_states", 10)
+    plans = feeder.create_publisher(ActionSequence, "action_sequence", 5)
+    state = JointState(name=[*ARM7, "gripper"], position=HOME.tolist())
+    every = max(1, round(50 / plan_rate_hz)) if plan_rate_hz > 0 else 0
+    counter = {"plan_id": 1, "ticks": 0}
+
+    def feed() -> None:  # 50 Hz measured state, plans every `every` feeds
+        joints.publish(state)
+        counter["ticks"] += 1
+        if every and counter["ticks"] % every == 0:
+            now = feeder.get_clock().now().nanoseconds * 1e-9
+            plans.publish(plan_to_msg(_plan(counter["plan_id"], now)))
+            counter["plan_id"] += 1
+
+    feeder.create_timer(0.02, feed)
+    feeder_exec = SingleThreadedExecutor(context=ctx)
+    feeder_exec.add_node(feeder)
+    feeder_thread = threading.Thread(target=feeder_exec.spin, daemon=True)
+    executor: Executor = (
+        MultiThreadedExecutor(num_threads=2, context=ctx)
+        if kind == "multi"
+        else SingleThreadedExecutor(context=ctx)
+    )
+    executor.add_node(node)
+    cpu0 = time.process_time()
+    try:
+        if not node.bring_up():
+            raise RuntimeError("the node did not come up")
+        feeder_thread.start()
+        end = time.monotonic() + duration_s
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        stats = node.tick_interval_stats()
+    finally:
+        cpu_s = time.process_time() - cpu0
+        executor.shutdown(timeout_sec=2)
+        feeder_exec.shutdown(timeout_sec=2)
+        node.destroy_node()
+        feeder.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+        feeder_thread.join(timeout=2)
+    return stats, cpu_s
+
+
 def format_table(rows: list[dict], duration_s: float, plan_rate_hz: float) -> str:
     lines = [
         f"safety node setpoint jitter ({duration_s:g} s per rate, {plan_rate_hz:g} plans/s; interval between "
         "consecutive setpoints)",
-        f"{'rate Hz':>8} {'view':<11} {'n':>7} {'mean Hz':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
+        f"{'rate Hz':>8} {'view':<13} {'n':>7} {'mean Hz':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        + (f" {'cpu s':>7}" if any("cpu_s" in r for r in rows) else ""),
     ]
     for r in rows:
         mean = "" if np.isnan(r["mean_hz"]) else f"{r['mean_hz']:.1f}"
+        cpu = f" {r['cpu_s']:>7.2f}" if "cpu_s" in r else ""
         lines.append(
-            f"{r['rate_hz']:>8g} {r['view']:<11} {r['n']:>7d} {mean:>8} {r['p50']:>8.3f} {r['p99']:>8.3f} "
-            f"{r['max']:>8.3f}"
+            f"{r['rate_hz']:>8g} {r['view']:<13} {r['n']:>7d} {mean:>8} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+            f"{r['max']:>8.3f}{cpu}"
         )
     return "\n".join(lines)
 
@@ -211,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         "--plan-rate", type=float, default=2.0, help="plans per second sent meanwhile (0: none)"
     )
     parser.add_argument("--domain-id", type=int, default=None, help="ROS domain id (default: from the pid)")
+    parser.add_argument(
+        "--compare-executors",
+        action="store_true",
+        help="instead: timer-side jitter of the node in-process under each executor design (see Ticker)",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be > 0 and --warmup >= 0")
@@ -222,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_jitter_") as tmp:
         limits = write_limits(Path(tmp) / "arm7_limits.yaml")
         for rate in args.rates:
+            if args.compare_executors:
+                print(
+                    f"[bench_jitter] {rate:g} Hz, in-process, {len(EXECUTOR_VARIANTS)} executor designs ..."
+                )
+                rows += compare_executors(rate, args.duration, args.plan_rate, limits, domain_id)
+                continue
             print(f"[bench_jitter] {rate:g} Hz for {args.warmup:g}+{args.duration:g} s ...", flush=True)
             rows += run_one(rate, args.duration, args.warmup, args.plan_rate, limits, domain_id)
     print(format_table(rows, args.duration, args.plan_rate))
