@@ -467,11 +467,13 @@ class MeasuredState:
 class Ticker:
     """The control-rate timer on its own hidden node, executor and thread.
 
-    Why not a timer in a callback group of a ``MultiThreadedExecutor`` (the usual rclpy advice): measured on
-    this project's 2-core machine, rclpy's MultiThreadedExecutor spends so much CPU re-building wait sets
-    while a callback runs that a 500 Hz timer in it got p99 tick intervals above 100 ms (1.5 s max), against
-    2.6 ms with a SingleThreadedExecutor (README, bench_jitter). A dedicated SingleThreadedExecutor in its own
-    thread keeps the timer path short *and* keeps plan checking (seconds of numpy at worst) off it.
+    Why not a timer in a callback group of a ``MultiThreadedExecutor`` (the usual rclpy advice): rclpy's
+    MultiThreadedExecutor spends CPU and the GIL in its own dispatch loop. On this project's shared 2-core
+    machine (``bench_jitter --compare-executors``), that design used 1.4-3.3x the CPU of this one and, in
+    some runs, stalled the timer for 0.5-1.5 s (e.g. 500 Hz for 5 s:
+    746 of 2500 ticks, p99 112 ms), where a SingleThreadedExecutor kept p99 at 3-14 ms under the same load.
+    A dedicated SingleThreadedExecutor in its own thread keeps the timer path short *and* keeps plan checking
+    (milliseconds of numpy) off it, whatever executor spins the node itself.
 
     The timer runs on the owner's clock, so ``use_sim_time`` and ``/clock`` stepping (lockstep replay) drive
     the ticks exactly as a timer of the owner node would. The helper node has a hidden name (leading
