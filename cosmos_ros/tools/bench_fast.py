@@ -153,7 +153,7 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     with torch.device(device):
-        tr = Cosmos3OmniTransformer(
+        tr: Any = Cosmos3OmniTransformer(
             hidden_size=size.hidden,
             num_hidden_layers=size.layers,
             num_attention_heads=size.heads,
@@ -177,7 +177,7 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
             proj.bias.weight.data.zero_()
         tr = tr.to(dtype)
         tr.time_embedder.float()  # the model keeps it in fp32 (_keep_in_fp32_modules)
-        vae = AutoencoderKLWan(
+        vae: Any = AutoencoderKLWan(
             base_dim=size.vae_base_dim,
             decoder_base_dim=size.vae_decoder_base_dim,
             z_dim=size.z_dim,
@@ -192,7 +192,8 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
             scale_factor_temporal=4,
             latents_mean=[0.0] * size.z_dim,
             latents_std=[1.0] * size.z_dim,
-        ).to(dtype)
+        )
+        vae = vae.to(dtype)
     torch.set_default_dtype(default_dtype)
     tr.eval()
     vae.eval()
@@ -203,7 +204,7 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
     import json
 
     samples = [prompt, json.dumps({"x": prompt}), "You are a helpful assistant who will generate videos"]
-    pipe = Cosmos3OmniPipeline(
+    pipe: Any = Cosmos3OmniPipeline(
         transformer=tr,
         text_tokenizer=_word_tokenizer(samples),
         vae=vae,

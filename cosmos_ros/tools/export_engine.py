@@ -50,7 +50,7 @@ def _progress_monitor(trt: Any) -> Any:
     if not hasattr(trt, "IProgressMonitor"):
         return None
 
-    class _Progress(trt.IProgressMonitor):  # type: ignore[misc,name-defined]
+    class _Progress(trt.IProgressMonitor):
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self._t0: dict[str, float] = {}
