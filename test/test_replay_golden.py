@@ -250,3 +250,43 @@ def test_load_for_golden_resamples_setpoint_topics(tmp_path: Path) -> None:
     assert [round(m["t_s"], 6) for m in samples] == [round(0.2 * k, 6) for k in range(11)]
     assert samples[1]["data"] == pytest.approx([0.02, 0.98])  # the setpoint sent at 0.2 s
     assert samples[-1]["data"] == pytest.approx([0.19, 0.81])  # the last one, held after 1.9 s
+
+
+def test_state_change_statuses_lose_their_stamps_plan_decisions_keep_them(tmp_path: Path) -> None:
+    status_type = "cosmos_ros/msg/SafetyStatus"
+    ensure_type(STORE, status_type)
+
+    def status(plan_id: int, t_s: float) -> bytes:
+        msg = T[status_type](
+            header=T["std_msgs/msg/Header"](stamp=stamp(t_s), frame_id="panda_link0"),
+            plan_id=plan_id,
+            decision=2 if plan_id else 0,
+            reasons=["velocity"] if plan_id else [],
+            message="",
+            axis_names=["j1"] if plan_id else [],
+            max_correction=np.array([0.5] if plan_id else [], dtype=np.float64),
+            num_steps=16 if plan_id else 0,
+            steps_skipped=0,
+            output_state=1,
+            estop_latched=False,
+            watchdog_active=False,
+            shadow_mode=False,
+            plans_received=plan_id,
+            plans_rejected=0,
+            plans_clamped=plan_id,
+        )
+        return bytes(STORE.serialize_cdr(msg, status_type))
+
+    with BagRecorder(tmp_path / "st", {"/safety_status": status_type}) as rec:
+        rec.write("/safety_status", 10**9, status(1, 1.0))
+        rec.write("/safety_status", 2 * 10**9, status(0, 2.01))
+    msgs = load_for_golden(rec.path, ["/safety_status"])["/safety_status"]["messages"]
+    assert msgs[0]["header.stamp.sec"] == 1 and msgs[0]["max_correction"] == [0.5]
+    assert "header.stamp.sec" not in msgs[1] and "header.stamp.nanosec" not in msgs[1]
+    assert (
+        msgs[1]["plan_id"] == 0
+        and msgs[1]["output_state"] == 1
+        and msgs[1]["header.frame_id"] == "panda_link0"
+    )
+    kept = load_for_golden(rec.path, ["/safety_status"], status_topic=None)["/safety_status"]["messages"]
+    assert kept[1]["header.stamp.nanosec"] == 10_000_000
