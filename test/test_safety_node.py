@@ -423,3 +423,14 @@ def test_pose_space_measured_pose_in_limits_frame_only_and_pose_stamped_output(d
         assert (q.x, q.y, q.z, q.w) == pytest.approx((1.0, 0.0, 0.0, 0.0), abs=1e-9)
         assert grip.messages[-1].data == pytest.approx(0.04)
         assert all(m.pose.position.x < 1.0 for m in out.messages), "a pose from the wrong frame leaked in"
+
+
+def test_out_of_range_parameter_exits_with_the_reason(domain_id: int) -> None:
+    node = NodeProcess(MODULE, domain_id, params={"control_rate_hz": 5000.0}, env=NODE_ENV).start()
+    try:
+        code = node.wait_exit(STARTUP_S)
+    finally:
+        node.stop()
+    out = node.output()
+    assert code == 2, out
+    assert "control_rate_hz" in out and "Traceback" not in out, out

@@ -535,13 +535,14 @@ class SafetyNode(LifecycleNode):
         # group, run by whatever executor spins the node. Kept only so bench_jitter can measure the
         # difference (see Ticker); the node and main() always use the dedicated thread.
         self._tick_thread = tick_thread
+        self._core_lock = threading.Lock()
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        # Before declaring: a bad parameter override raises there, and rclpy then still destroys this node.
+        self._reset_state()
         for name, (default, descriptor) in PARAMETERS.items():
             self.declare_parameter(name, default, descriptor)
         # After declaring: the callback refuses changes that would silently not apply (see _on_set_params).
         self.add_on_set_parameters_callback(self._on_set_params)
-        self._core_lock = threading.Lock()
-        self._io_group = MutuallyExclusiveCallbackGroup()
-        self._reset_state()
 
     # --- state made in configure and freed in cleanup ------------------------------------------------
     def _reset_state(self) -> None:
