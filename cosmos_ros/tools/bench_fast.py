@@ -215,6 +215,31 @@ def build_pipeline(size: ModelSize, device: str, dtype: Any, prompt: str) -> Any
     return pipe
 
 
+_FP32: dict[int, Any] = {}
+
+
+def fp32_pipeline(pipe: Any) -> Any:
+    """An fp32 copy of ``pipe`` (same weight values), built once and kept for the process."""
+    import copy
+
+    import torch
+    from diffusers import Cosmos3OmniPipeline
+
+    if id(pipe) not in _FP32:
+        tr = copy.deepcopy(pipe.transformer).to(torch.float32)
+        vae = copy.deepcopy(pipe.vae).to(torch.float32)
+        p32: Any = Cosmos3OmniPipeline(
+            transformer=tr,
+            text_tokenizer=pipe.text_tokenizer,
+            vae=vae,
+            scheduler=copy.deepcopy(pipe.scheduler),
+            enable_safety_checker=False,
+        )
+        p32.set_progress_bar_config(disable=True)
+        _FP32[id(pipe)] = p32
+    return _FP32[id(pipe)]
+
+
 def gen_pathway_params(tr: Any) -> tuple[int, int]:
     """(parameters read by one fast step, parameters of the text pathway read once per plan)."""
     gen = 0
@@ -427,6 +452,11 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
     res["rel_l2_actions_first_vs_last"] = relative_l2(first.actions, runs[-1].actions)
     res["rel_l2_eager"] = relative_l2(eager.run(req).actions, stock_actions)
     res["action_norm"] = float(np.linalg.norm(stock_actions))
+    if args.fp32_reference:
+        # The same (bf16-valued) weights computed in fp32: what "within bf16 tolerance" is measured against.
+        ref = stock_call(fp32_pipeline(pipe), req).action[0].float().numpy()
+        res["fp32_stock"] = relative_l2(stock_actions, ref)
+        res["fp32_fast"] = relative_l2(runs[-1].actions, ref)
 
     # Video agreement (first decoded frame), once per tier: stock decodes, fast decodes on request.
     if args.video:
@@ -509,6 +539,11 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
             f"eager {r['rel_l2_eager']:.3e} (|stock actions| = {r['action_norm']:.3g}); "
             f"fast first vs later plan {r['rel_l2_actions_first_vs_last']:.1e}"
         )
+        if "fp32_stock" in r:
+            p(
+                f"   actions vs an fp32 reference (same weights, fp32 math, stock call): "
+                f"stock bf16 {r['fp32_stock']:.3e}, fast bf16 {r['fp32_fast']:.3e}"
+            )
         if "rel_l2_frame0" in r:
             p(
                 f"   agreement with video decoded: first frame {r['rel_l2_frame0']:.3e}, whole video "
@@ -558,6 +593,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7, help="timed plans per path (median reported)")
     parser.add_argument("--no-video", dest="video", action="store_false", help="skip the decoded-frame check")
+    parser.add_argument(
+        "--fp32-reference",
+        action="store_true",
+        help="also run the stock call in fp32 on the same weights (needs ~95 GB more GPU memory: H200)",
+    )
     parser.add_argument(
         "--prompt", default="pick up the red cube and place it in the blue bowl", help="goal text"
     )
