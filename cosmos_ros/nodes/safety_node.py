@@ -829,7 +829,9 @@ class SafetyNode(LifecycleNode):
                 self._setpoints_sent += 1
                 self._window_setpoints += 1
             if state != self._published_state:
-                self._publish_state_status()
+                # Stamped with the tick that changed state, not the (later) publish time: deterministic under
+                # a stepped /clock and the honest time of the change.
+                self._publish_state_status(stamp.to_msg())
         except Exception as exc:  # never die in the control loop; nothing is sent for this tick
             self._count_error("tick", exc)
 
@@ -929,8 +931,8 @@ class SafetyNode(LifecycleNode):
         return response
 
     # --- status and diagnostics ----------------------------------------------------------------------
-    def _fill_state(self, status: SafetyStatus, counters: Any) -> SafetyStatus:
-        status.header.stamp = self.get_clock().now().to_msg()
+    def _fill_state(self, status: SafetyStatus, counters: Any, stamp: Any = None) -> SafetyStatus:
+        status.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         status.header.frame_id = self._limits.frame_id if self._limits is not None else ""
         status.shadow_mode = self._shadow
         sup = self._supervisor
@@ -974,14 +976,14 @@ class SafetyNode(LifecycleNode):
             counters = self._supervisor.counters if self._supervisor is not None else None
         self._status_pub.publish(self._fill_state(status, counters))
 
-    def _publish_state_status(self) -> None:
-        """A state change (plan_id 0): activation, e-stop, watchdog."""
+    def _publish_state_status(self, stamp: Any = None) -> None:
+        """A state change (plan_id 0): activation, e-stop, watchdog. ``stamp``: time of the change (now)."""
         if self._status_pub is None or self._supervisor is None:
             return
         with self._core_lock:
             counters = self._supervisor.counters
             self._published_state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
-        status = self._fill_state(SafetyStatus(plan_id=0), counters)
+        status = self._fill_state(SafetyStatus(plan_id=0), counters, stamp)
         if self._supervisor.output_state not in OUTPUT_STATE_NAMES:
             status.message = "waiting for a complete measured state (soft start); nothing is streamed"
         self._status_pub.publish(status)
