@@ -68,6 +68,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "trajectory_topic": ("", "joint_trajectory topic (JointTrajectoryController); empty: keep."),
     "pose_topic": ("", "pose_stamped topic (cartesian controller target); empty: keep."),
     "measured_state_topic": ("", "Measured state topic (JointState or PoseStamped); empty: keep."),
+    "measured_state_type": ("", "joint_state | pose (pose action spaces); empty: keep the params file's."),
     "shadow_mode": ("false", "true: compute everything, publish setpoints only under ~/shadow/."),
     "fastdds_profile": (
         "config/fastdds_large_frames.xml",
@@ -131,6 +132,7 @@ def _nodes(context: LaunchContext) -> list:
         ("trajectory_topic", "joint_trajectory.topic"),
         ("pose_topic", "pose_stamped.topic"),
         ("measured_state_topic", "measured_state_topic"),
+        ("measured_state_type", "measured_state_type"),
     ):
         if arg[launch_arg]:
             safety[param] = arg[launch_arg]

@@ -1,9 +1,11 @@
 """Planner and safety node in one process, on one executor (``ros2 run cosmos_ros planner_and_safety``).
 
 rclpy has no component container, so this is the Python way to "compose": both lifecycle nodes share one
-``MultiThreadedExecutor``; the plan still travels over the ``action_sequence`` topic (intra-process it
-skips the network, and remapping/namespaces behave as with two processes), and inference stays on the
-planner's own worker thread, so the safety node's streaming timer is never blocked by the model.
+``SingleThreadedExecutor``; the plan still travels over the ``action_sequence`` topic (remapping and
+namespaces behave as with two processes). Inference runs on the planner's own worker thread and the safety
+node's control-rate timer on its own tick thread (see ``safety_node.Ticker``), so neither waits for the
+other's callbacks. A MultiThreadedExecutor is deliberately not used: the safety node's jitter benchmark
+measured it stalling the tick timer and costing 1.4-3.3x the CPU (``bench_jitter --compare-executors``).
 Use it when planner and safety run on the same computer and you want one process to supervise; run two
 processes when the safety node belongs on the controller computer (its watchdog then covers a lost link).
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from cosmos_ros.nodes.planner_node import PlannerNode
@@ -25,6 +27,9 @@ from cosmos_ros.nodes.safety_node import SafetyNode
 
 def main(args: list[str] | None = None) -> int:
     """Returns 0 after a normal shutdown, 1 if autostart could not configure/activate a node (logged)."""
+    # Same as safety_node.main: a short GIL switch interval keeps the tick thread on time while Python-side
+    # work (message conversion, plan checks) runs on the executor thread.
+    sys.setswitchinterval(0.0005)
     rclpy.init(args=args)
     planner: PlannerNode | None = None
     safety: SafetyNode | None = None
@@ -35,7 +40,7 @@ def main(args: list[str] | None = None) -> int:
         except Exception as exc:  # bad parameter overrides
             rclpy.logging.get_logger("planner_and_safety").error(f"cannot start: {type(exc).__name__}: {exc}")
             return 2
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = SingleThreadedExecutor()
         executor.add_node(safety)
         executor.add_node(planner)
         if planner.get_parameter("autostart").value:
