@@ -220,8 +220,16 @@ def _stopping_bound_axis(v: float, a: float, dt: float, amax: float, jmax: float
     # Landing can overshoot zero speed by at most a couple of acceleration steps.
     slack = 2.0 * min(amax, jmax * dt) * dt
     peak = max(forward, reverse, slack)
-    t_stop = a_abs / jmax + (peak + slack) / amax + 2.0 * math.sqrt((peak + slack) / jmax) + 4.0 * dt
-    return (peak + slack) * t_stop + amax * dt * dt, peak
+    w = max(forward, reverse)
+    # Ramp |a| to zero (speed <= w), then brake from w: distance <= w^2/(2A) + w A/(2J) (jerk-limited
+    # braking, continuous), plus a few steps at speed w for discretisation, plus the landing overshoot.
+    # Sampled worst case of (simulated excursion / this sum) is 0.9996, so a 1.5 safety factor on top.
+    excursion = 1.5 * (
+        w * (a_abs / jmax + w / (2.0 * amax) + amax / (2.0 * jmax) + 3.0 * dt)
+        + slack * (slack / amax + 4.0 * dt)
+        + amax * dt * dt
+    )
+    return excursion, peak
 
 
 def stopping_bound(
@@ -240,16 +248,22 @@ def stopping_bound(
         ``(excursion, peak_speed)``, each ``[D]``; the braking law never moves farther than ``excursion``
         from the start (either direction) and never faster than ``peak_speed``.
     """
-    excursion = np.empty_like(velocity)
-    peak = np.empty_like(velocity)
-    for i in range(velocity.shape[0]):
-        excursion[i], peak[i] = _stopping_bound_axis(
-            float(velocity[i]),
-            float(acceleration[i]),
-            dt,
-            float(limits.max_acceleration[i]),
-            float(limits.max_jerk[i]),
-        )
+    # Vectorised twin of _stopping_bound_axis (same formula; a property test checks both against the
+    # simulated braking law).
+    amax, jmax = limits.max_acceleration, limits.max_jerk
+    speed, a_abs = np.abs(velocity), np.abs(acceleration)
+    along = acceleration * velocity > 0
+    ramp = a_abs * a_abs / (2.0 * jmax)
+    forward = np.where(along, speed + ramp + a_abs * dt, speed)
+    reverse = np.where(along, 0.0, np.maximum(0.0, ramp - speed + a_abs * dt))
+    slack = 2.0 * np.minimum(amax, jmax * dt) * dt
+    w = np.maximum(forward, reverse)
+    peak = np.maximum(w, slack)
+    excursion = 1.5 * (
+        w * (a_abs / jmax + w / (2.0 * amax) + amax / (2.0 * jmax) + 3.0 * dt)
+        + slack * (slack / amax + 4.0 * dt)
+        + amax * dt * dt
+    )
     return excursion, peak
 
 
