@@ -49,7 +49,12 @@ def _domain(domain_id: int) -> None:
 
 
 @launch_pytest.fixture(scope="module")
-def planner_launch(tiny_model_dir: Path) -> LaunchDescription:
+def planner_launch(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LaunchDescription:
+    # Few denoising steps and a short chunk: the tiny model's plan then takes well under a second on a CPU.
+    params = tmp_path_factory.mktemp("launch") / "planner_fast.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    num_inference_steps: 2\n    chunk_size: 4\n    max_plan_rate_hz: 5.0\n"
+    )
     return LaunchDescription(
         [
             IncludeLaunchDescription(
@@ -60,6 +65,7 @@ def planner_launch(tiny_model_dir: Path) -> LaunchDescription:
                     "namespace": NS,
                     "output_adapters": "float64_multi_array",
                     "camera_topics": "image_raw",
+                    "planner_params_file": str(params),
                 }.items(),
             ),
             launch_pytest.actions.ReadyToTest(),
@@ -121,7 +127,9 @@ def test_image_and_goal_produce_setpoints(domain_id: int) -> None:
         img.data = np.full((64, 64, 3), 128, np.uint8).tobytes()
         names = [f"panda_joint{i}" for i in range(1, 8)] + ["gripper"]
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not commands.messages:
+        # The safety node streams (a hold at the measured state) before any plan, so wait for a plan and its
+        # status first, then for setpoints received after the status.
+        while time.monotonic() < deadline and not (plans.messages and status.messages):
             now = peer.node.get_clock().now().to_msg()
             joints.publish(JointState(name=names, position=[0.0, -0.5, 0.0, -2.0, 0.0, 1.6, 0.8, 0.02]))
             goal_pub.publish(String(data="pick up the block"))
@@ -130,8 +138,10 @@ def test_image_and_goal_produce_setpoints(domain_id: int) -> None:
             time.sleep(0.2)
         assert plans.messages, "no plan from the planner"
         assert status.messages, "no SafetyStatus for the plan"
-        assert commands.messages, "no setpoints on the controller topic"
+        n = len(commands)
+        assert wait_until(lambda: len(commands) > n + 10, timeout=10), "no setpoints after the plan"
         assert len(commands.messages[-1].data) == 8
+        assert plans.messages[0].trajectory.joint_names[:1] == ["panda_joint1"]
 
 
 def test_bad_model_path_fails_fast(tmp_path: Path, domain_id: int) -> None:

@@ -618,8 +618,10 @@ class PlannerNode(LifecycleNode):
     def _release(self) -> None:
         """Stop the worker, destroy entities, drop the model. Idempotent."""
         self._active = False
-        if self.worker is not None and not self.worker.stop(timeout_s=10.0):
-            self.get_logger().warning("inference still running after 10 s; its result will be discarded")
+        # Short wait: a launch escalates SIGINT to SIGTERM after 5 s. A running inference cannot be interrupted;
+        # its (daemon) thread finishes it later and the result is discarded.
+        if self.worker is not None and not self.worker.stop(timeout_s=3.0):
+            self.get_logger().warning("inference still running after 3 s; its result will be discarded")
         for sub in self._subs:
             self.destroy_subscription(sub)
         for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag):
