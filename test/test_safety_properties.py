@@ -2,7 +2,7 @@
 
 Each example generates a limits set, a start state inside the bounds and a timeline of events (plans with
 arbitrary values, timing and ids, some with NaN or degenerate rotations; e-stops and resets; measured states
-that track, lag or are noisy), streams ~1-2 s of ticks and judges the published setpoints with the
+that track, lag or are noisy), streams 1.2 s of ticks (100 Hz) and judges the published setpoints with the
 independent finite-difference checker (``cosmos_ros.safety.verify``).
 """
 
@@ -36,6 +36,7 @@ PROPERTY = settings(
 )
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "limits"
 RATE_HZ = 100.0
+TICKS = 120
 DT = 1.0 / RATE_HZ
 
 
@@ -66,11 +67,11 @@ def joint_limits(draw: st.DrawFn) -> SafetyLimits:
 
 @st.composite
 def timeline(draw: st.DrawFn, num_axes: int, lo: np.ndarray, hi: np.ndarray, pose: bool) -> list[tuple]:
-    """Events ``(tick, kind, payload)`` over 150 ticks."""
+    """Events ``(tick, kind, payload)`` over ``TICKS`` ticks."""
     events = []
     plan_id = 0
     for _ in range(draw(st.integers(1, 6))):
-        tick = draw(st.integers(0, 140))
+        tick = draw(st.integers(0, TICKS - 10))
         kind = draw(st.sampled_from(["plan", "plan", "plan", "plan", "estop", "reset"]))
         if kind != "plan":
             events.append((tick, kind, None))
@@ -113,7 +114,7 @@ def _simulate(
     feedback: str,
     skip_rejected: set[int] | None = None,
 ) -> tuple[np.ndarray, set[int], list]:
-    """Run 150 ticks; returns published positions, indices of events rejected, and decisions."""
+    """Run ``TICKS`` ticks; returns published positions, indices of events rejected, and decisions."""
     sup = SafetySupervisor(limits, config)
     sup.activate(0.0)
     measured = start.copy()
@@ -121,7 +122,7 @@ def _simulate(
     rng = np.random.default_rng(0)
     out, rejected, decisions = [], set(), []
     queue = list(enumerate(events))
-    for k in range(150):
+    for k in range(TICKS):
         now = k * DT
         while queue and queue[0][1][0] == k:
             index, (_, kind, payload) = queue.pop(0)

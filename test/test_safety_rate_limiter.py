@@ -165,9 +165,9 @@ def limits_and_state(draw: st.DrawFn, num_axes: int = 3) -> tuple[RateLimits, fl
 @given(
     setup=limits_and_state(),
     targets=st.lists(
-        st.tuples(st.integers(1, 40), st.lists(st.floats(-4.0, 4.0), min_size=3, max_size=3)),
+        st.tuples(st.integers(1, 30), st.lists(st.floats(-4.0, 4.0), min_size=3, max_size=3)),
         min_size=1,
-        max_size=6,
+        max_size=5,
     ),
 )
 def test_streamed_setpoints_respect_all_limits(

@@ -399,3 +399,24 @@ def test_tick_requires_finite_now(arm: SafetyLimits) -> None:
     sup = SafetySupervisor(arm)
     with pytest.raises(ValueError, match="now must be a finite number"):
         sup.tick(math.nan)
+
+
+def test_soft_start_outside_bounds_moves_back_inside_within_rate_limits(arm: SafetyLimits) -> None:
+    outside = HOME.copy()
+    outside[0] = 3.0  # bound 2.8973
+    sup = started(arm, outside)
+    values = np.tile(outside, (30, 1))
+    sup.push(make_plan(arm, values, t0=0.0), 0.0)  # asks to stay outside: clamped into the bound
+    sps = run(sup, 0.01, 200)
+    pos = np.array([outside] + [sp.positions for sp in sps])
+    assert pos[-1, 0] == pytest.approx(2.8973, abs=1e-9)
+    assert np.all(np.diff(pos[:, 0]) <= 1e-15)  # only ever moves inward
+    arr = arm.column_arrays(np.inf)
+    rates = find_violations(
+        pos,
+        DT,
+        max_velocity=arr["max_velocity"],
+        max_acceleration=arr["max_acceleration"],
+        max_jerk=arr["max_jerk"],
+    )
+    assert rates == []

@@ -21,11 +21,19 @@ Whatever the decision, the streaming limiter enforces the limits again tick by t
 where linear interpolation between steps has corners the step-period estimate cannot see); per-tick
 limiting is reported in ``Setpoint.limited_axes``/``reasons`` and in the counters.
 
-Per tick, in order: e-stop or watchdog or plan target -> max step from measured (the target is pulled to
-within ``max_step_from_measured`` of the latest measured position; the limiter then moves the command
-there smoothly, so continuity is never traded away) -> position bounds -> jerk-limited rate limiter
-(which also guarantees it can still stop inside the bounds) -> orientation (cone, slerp-limited angular
-velocity).
+Per tick, in order: e-stop or watchdog or plan target -> max step from measured (the target is clamped to
+within ``max_step_from_measured`` of the latest measured position, and the limiter treats that window as
+position bounds, so the command itself stays inside it with the same braking guarantee, as long as the
+measured state does not jump away faster than the limits allow; if it does, the command brakes and moves
+back within the rate limits rather than jumping) -> position bounds -> jerk-limited rate limiter (which also
+guarantees it can still stop inside the bounds) -> orientation (cone, slerp-limited angular velocity;
+orientation has no acceleration/jerk limit).
+
+Pose spaces: linear limits apply per axis (x, y, z), so the Cartesian speed can reach sqrt(3) x the per-axis
+limit; quaternions are normalised, sign-aligned step to step, interpolated by nlerp, and streamed with no
+sign flips. A soft start from a measured state outside the bounds streams that state and then, following a
+plan or holding, moves back inside within the rate limits (decelerate at rest stays put); the bounds
+property holds from any start inside the bounds.
 """
 
 from __future__ import annotations
