@@ -110,10 +110,18 @@ def bench(limits: SafetyLimits, repeats: int, ticks: int) -> list[tuple[str, str
             sup.tick(0.0)
             decision = sup.push(_plan(limits, values, 1, 0.0), 0.0)
             label = f"push {steps:>2}-step plan ({decision.decision.name.lower()})"
-            med, p99 = _time(lambda i, v=values, s=sup: s.push(_plan(limits, v, i + 2, 0.0), 0.0), repeats)
+
+            def push(i: int, v: np.ndarray = values, s: SafetySupervisor = sup) -> None:
+                s.push(_plan(limits, v, i + 2, 0.0), 0.0)
+
+            med, p99 = _time(push, repeats)
             rows.append((limits.action_space, label, med, p99))
         plan = _plan(limits, _plan_values(limits, steps, True), 1, 0.0)
-        med, p99 = _time(lambda i, p=plan: check_plan(p, limits, 0.0, 0), repeats)
+
+        def check(i: int, p: Plan = plan) -> None:
+            check_plan(p, limits, 0.0, 0)
+
+        med, p99 = _time(check, repeats)
         rows.append((limits.action_space, f"check {steps:>2}-step plan (rejections only)", med, p99))
 
     # Streaming ticks: a long plan (gentle = accepted unchanged; aggressive = clamped, saturating the
