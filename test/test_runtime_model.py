@@ -29,12 +29,12 @@ PROFILES = {
     "arm7_joints": (*(f"panda_joint{i}" for i in range(1, 8)), "gripper"),
 }
 # raw_actions[:2, :5] of the umi plan below, produced by running this configuration (tiny model weight seed 0,
-# noise seed 0, torch 2.13 CPU float32) and stable across processes. A change means the model, the pipeline
-# call or the noise convention changed.
+# noise seed 0, torch 2.13 CPU float32, frame passed to the pipeline as a PIL image) and stable across
+# processes. A change means the model, the pipeline call or the noise convention changed.
 EXPECTED_SLICE = np.array(
     [
-        [2.178258, 1.02294, 5.241915, -3.783461, 4.568737],
-        [-1.1621, -0.762019, 1.673055, -3.059406, -1.469589],
+        [2.180454, 1.024799, 5.240427, -3.778152, 4.572783],
+        [-1.160403, -0.762545, 1.671653, -3.055745, -1.466041],
     ],
     dtype=np.float32,
 )
@@ -103,11 +103,17 @@ def test_runtime_matches_a_direct_stock_pipeline_call(runtimes, umi_plan) -> Non
     """The backend must be the stock call, with the request's parameters, and nothing else."""
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
 
+    from PIL import Image
+
     pipe = runtimes["umi_pose_gripper"].backend.pipe
     out = pipe(
         prompt=GOAL,
         action=CosmosActionCondition(
-            mode="policy", chunk_size=4, domain_name="umi", resolution_tier=256, image=_image()
+            mode="policy",
+            chunk_size=4,
+            domain_name="umi",
+            resolution_tier=256,
+            image=Image.fromarray(_image()),  # uint8 arrays are mis-scaled by diffusers 0.42.1; PIL is not
         ),
         fps=15.0,
         num_inference_steps=2,

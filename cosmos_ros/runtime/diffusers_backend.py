@@ -103,9 +103,12 @@ class DiffusersPolicyBackend:
                 # 2. Explicit generator on the CPU: the initial noise is then the same on every device, so
                 # backends and machines can be compared on one seed.
                 generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
-                image = request.image
-                if not image.flags.writeable or not image.flags.c_contiguous:
-                    image = np.array(image, order="C")  # torch.from_numpy needs a writable, contiguous array
+                # The frame goes in as a PIL image: diffusers 0.42.1 treats a uint8 *array* as if it were
+                # already scaled to [0, 1] (values up to 509 reached the VAE), while PIL images are scaled
+                # correctly. The fast backend feeds the same values (test_fast_backend checks agreement).
+                from PIL import Image
+
+                image = Image.fromarray(np.ascontiguousarray(request.image))
                 condition = CosmosActionCondition(
                     mode="policy",
                     chunk_size=request.chunk_size,
