@@ -206,5 +206,8 @@ def _nodes(context: LaunchContext) -> list:
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [DeclareLaunchArgument(name, default_value=d, description=doc) for name, (d, doc) in ARGUMENTS.items()]
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=doc)
+        for name, (default, doc) in ARGUMENTS.items()
+    ]
     return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

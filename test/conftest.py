@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from tiny_model_fixture import tiny_model_dir, tiny_model_no_action_dir  # noqa: F401  (session fixtures)
 
 import cosmos_ros
-from tiny_model_fixture import tiny_model_dir, tiny_model_no_action_dir  # noqa: F401  (session fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from cosmos_ros.nodes.conversions import msg_to_plan, plan_to_msg, sec_to_time, 
 from cosmos_ros.testing.ros_harness import TestPeer, ros_env, wait_until
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from publish_action_sequence import known_plan  # noqa: E402
+from publish_action_sequence import known_plan
 
 pytestmark = pytest.mark.ros
 

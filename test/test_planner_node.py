@@ -190,7 +190,7 @@ def next_stamp() -> float:
 # ----------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="class")
 def single(peer: TestPeer, domain_id: int, tiny_model_dir: Path) -> Iterator[PlannerRig]:
-    rig = PlannerRig(peer, "/arm_a", "planner", {"cam": False})
+    rig = PlannerRig(peer, "/arm_a", "planner_node", {"cam": False})
     params = dict(
         COMMON_PARAMS,
         model_path=str(tiny_model_dir),

@@ -75,7 +75,7 @@ from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
-NODE_NAME = "planner"
+NODE_NAME = "planner_node"  # like the executable and "safety_node"
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 DTYPES = ("float32", "bfloat16", "float16")
 BACKENDS = ("diffusers", "fast", "tensorrt")
@@ -618,7 +618,8 @@ class PlannerNode(LifecycleNode):
     def _release(self) -> None:
         """Stop the worker, destroy entities, drop the model. Idempotent."""
         self._active = False
-        # Short wait: a launch escalates SIGINT to SIGTERM after 5 s. A running inference cannot be interrupted;
+        # Short wait: a launch escalates SIGINT to SIGTERM after 5 s. A running inference cannot be
+        # interrupted;
         # its (daemon) thread finishes it later and the result is discarded.
         if self.worker is not None and not self.worker.stop(timeout_s=3.0):
             self.get_logger().warning("inference still running after 3 s; its result will be discarded")

@@ -172,8 +172,7 @@ def replay_into_nodes(
 
     from cosmos_ros.replay.player import Lockstep, PlayerConfig, play
     from cosmos_ros.replay.schedule import ReplayOptions
-    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id
-    from cosmos_ros.tools.demo import _wait_active
+    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id, wait_active
 
     bag = Path(bag)
     camera = camera_topic or _first_image_topic(bag, topics)
@@ -201,12 +200,12 @@ def replay_into_nodes(
             name="safety_node",
             env=node_env,
         ),
-        "planner": NodeProcess(
+        "planner_node": NodeProcess(
             "cosmos_ros.nodes.planner_node",
             domain,
             params=p_params,
             params_files=list(planner_params_files),
-            name="planner",
+            name="planner_node",
             env=node_env,
         ),
     }
@@ -221,7 +220,7 @@ def replay_into_nodes(
             deadline = time.monotonic() + startup_timeout_s
             for name, proc in nodes.items():
                 # Short waits while the process lives: a node whose configure fails exits at once.
-                while not _wait_active(peer, name, timeout=2.0):
+                while not wait_active(peer, name, timeout=2.0):
                     if not proc.alive():
                         raise NodeReplayError(f"{name} exited during start-up\n{logs()}")
                     if time.monotonic() > deadline:

@@ -9,6 +9,7 @@ Every wait here has a timeout. Each test session picks its own ROS domain id so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -143,10 +144,8 @@ class NodeProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
             if self.wait_exit(timeout) is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
@@ -253,3 +252,26 @@ def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.
             return True
         time.sleep(period)
     return bool(predicate())
+
+
+def wait_active(peer: TestPeer, node_name: str, timeout: float) -> bool:
+    """Wait until lifecycle node ``node_name`` (fully qualified, or relative to ``/``) reports *active*.
+
+    Asks ``<node>/get_state`` (lifecycle_msgs/GetState) until the answer is ``active`` or ``timeout`` passes.
+    """
+    from lifecycle_msgs.srv import GetState
+
+    name = node_name if node_name.startswith("/") else "/" + node_name
+    cli = peer.node.create_client(GetState, f"{name}/get_state")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not cli.wait_for_service(timeout_sec=min(1.0, max(0.01, deadline - time.monotonic()))):
+                continue
+            fut = cli.call_async(GetState.Request())
+            if wait_until(fut.done, timeout=5.0) and fut.result().current_state.label == "active":
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        peer.node.destroy_client(cli)

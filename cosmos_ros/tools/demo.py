@@ -164,32 +164,12 @@ def plot(result: DemoResult, limits_path: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def _wait_active(peer: object, node_name: str, timeout: float) -> bool:
-    from lifecycle_msgs.srv import GetState
-
-    from cosmos_ros.testing.ros_harness import wait_until
-
-    cli = peer.node.create_client(GetState, f"/{node_name}/get_state")  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if not cli.wait_for_service(timeout_sec=1.0):
-                continue
-            fut = cli.call_async(GetState.Request())
-            if wait_until(fut.done, timeout=5.0) and fut.result().current_state.label == "active":
-                return True
-            time.sleep(0.2)
-        return False
-    finally:
-        peer.node.destroy_client(cli)  # type: ignore[attr-defined]
-
-
 def run_demo(args: argparse.Namespace) -> dict:
     from ament_index_python.packages import get_package_share_directory
 
     from cosmos_ros.replay.player import PlayerConfig, play
     from cosmos_ros.replay.schedule import ReplayOptions
-    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id
+    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id, wait_active
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -255,8 +235,8 @@ def run_demo(args: argparse.Namespace) -> dict:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     try:
         with TestPeer(domain, name="demo_supervisor") as peer:
-            for name, proc in (("safety_node", nodes[0]), ("planner", nodes[1])):  # planner_node.NODE_NAME
-                if not _wait_active(peer, name, timeout=args.startup_timeout):
+            for name, proc in (("safety_node", nodes[0]), ("planner_node", nodes[1])):
+                if not wait_active(peer, name, timeout=args.startup_timeout):
                     raise RuntimeError(f"{name} did not become active; its log:\n{proc.output()[-3000:]}")
         print(f"[demo] replaying {bag} at rate {args.rate} (publishing /clock), recording outputs")
         report = play(
