@@ -9,4 +9,5 @@ bash "$here/scripts/setup.sh"
 # shellcheck source=scripts/env.sh
 source "$here/scripts/env.sh"
 cd "$here"
-exec python -m cosmos_ros.tools.demo "$@"
+# The installed entry point, not `python -m` from here: the source tree has no generated cosmos_ros.msg.
+exec "$here/install/cosmos_ros/lib/cosmos_ros/demo" --out "$here/artifacts/demo" "$@"
