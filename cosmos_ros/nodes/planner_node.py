@@ -30,7 +30,7 @@ import importlib
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
     ParameterDescriptor,
     SetParametersResult,
 )
@@ -72,6 +70,7 @@ from cosmos_ros.inference_worker import (
 )
 from cosmos_ros.msg import ActionSequence
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
+from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
@@ -204,119 +203,107 @@ class PlannerConfig:
         return TileLayout(mode=self.tile_layout)
 
 
-def _desc(
-    text: str,
-    *,
-    read_only: bool = False,
-    int_range: tuple[int, int, int] | None = None,
-    float_range: tuple[float, float] | None = None,
-    choices: Sequence[str] | None = None,
-    dynamic: bool = False,
-) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic)
-    if int_range is not None:
-        d.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=int_range[2])]
-    if float_range is not None:
-        d.floating_point_range = [
-            FloatingPointRange(from_value=float_range[0], to_value=float_range[1], step=0.0)
-        ]
-    if choices is not None:
-        d.additional_constraints = "one of: " + ", ".join(choices)
-    return d
-
-
 # name -> (default or Parameter.Type for "unset unless given", descriptor). Declared once, here; the
 # params file config/planner.yaml carries the same names with the defaults written out.
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "autostart": (
         True,
-        _desc("main() runs configure + activate itself (no lifecycle manager needed)", read_only=True),
+        describe("main() runs configure + activate itself (no lifecycle manager needed)", read_only=True),
     ),
     "model_path": (
         "",
-        _desc("Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)"),
+        describe("Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)"),
     ),
-    "device": ("cpu", _desc("Torch device", choices=("cpu", "cuda", "cuda:N"))),
-    "dtype": ("float32", _desc("Model weights dtype", choices=DTYPES)),
-    "backend": ("diffusers", _desc("Runtime backend", choices=BACKENDS)),
+    "device": ("cpu", describe("Torch device", choices=("cpu", "cuda", "cuda:N"))),
+    "dtype": ("float32", describe("Model weights dtype", choices=DTYPES)),
+    "backend": ("diffusers", describe("Runtime backend", choices=BACKENDS)),
     "action_space": (
         "umi_pose_gripper",
-        _desc("Action-space profile name (config/action_spaces) or YAML path"),
+        describe("Action-space profile name (config/action_spaces) or YAML path"),
     ),
-    "num_inference_steps": (30, _desc("Denoising steps per plan", int_range=(1, 1000, 1))),
+    "num_inference_steps": (30, describe("Denoising steps per plan", int_range=(1, 1000, 1))),
     "guidance_scale": (
         1.0,
-        _desc("Classifier-free guidance (1.0 = off, halves cost)", float_range=(1.0, 20.0)),
+        describe("Classifier-free guidance (1.0 = off, halves cost)", float_range=(1.0, 20.0)),
     ),
     "chunk_size": (
         16,
-        _desc("Actions per plan; multiple of 4 (VAE keeps 1 + 4k frames)", int_range=(4, 512, 4)),
+        describe("Actions per plan; multiple of 4 (VAE keeps 1 + 4k frames)", int_range=(4, 512, 4)),
     ),
     "resolution_tier": (
         256,
-        _desc("Conditioning canvas tier (pixels)", choices=("256", "480", "704", "720")),
+        describe("Conditioning canvas tier (pixels)", choices=("256", "480", "704", "720")),
     ),
     "view_point": (
         "auto",
-        _desc(
+        describe(
             "Camera label told to the model; auto = concat_view when tiling several cameras, else ego_view",
             choices=VIEW_POINT_PARAM,
         ),
     ),
     "fps": (
         Parameter.Type.DOUBLE,
-        _desc(
+        describe(
             "Frame rate told to the model (Hz); step period = 1/fps. Unset: the profile's action_rate_hz",
             float_range=(0.1, 1000.0),
         ),
     ),
-    "seed": (0, _desc("Noise seed (same seed + inputs + weights -> same plan)", int_range=(0, 2**31 - 1, 1))),
-    "decode_video": (False, _desc("Decode predicted frames (extra VAE decode; needed for predicted_frames)")),
-    "camera_topics": (["image_raw"], _desc("Camera topics, one or more (order = tile order)")),
+    "seed": (
+        0,
+        describe("Noise seed (same seed + inputs + weights -> same plan)", int_range=(0, 2**31 - 1, 1)),
+    ),
+    "decode_video": (
+        False,
+        describe("Decode predicted frames (extra VAE decode; needed for predicted_frames)"),
+    ),
+    "camera_topics": (["image_raw"], describe("Camera topics, one or more (order = tile order)")),
     "compressed": (
         False,
-        _desc(
+        describe(
             "Topics carry sensor_msgs/CompressedImage: one bool for all, or a bool array per camera topic",
             dynamic=True,
         ),
     ),
-    "camera_combine": ("tile", _desc("How several cameras become one image", choices=CAMERA_COMBINE)),
-    "tile_layout": ("horizontal", _desc("Arrangement when tiling", choices=TILE_LAYOUTS)),
-    "selected_camera": ("", _desc("Topic used when camera_combine is 'select' (must be in camera_topics)")),
+    "camera_combine": ("tile", describe("How several cameras become one image", choices=CAMERA_COMBINE)),
+    "tile_layout": ("horizontal", describe("Arrangement when tiling", choices=TILE_LAYOUTS)),
+    "selected_camera": (
+        "",
+        describe("Topic used when camera_combine is 'select' (must be in camera_topics)"),
+    ),
     "stamp_tolerance_s": (
         0.05,
-        _desc("Max capture-stamp spread within one camera set (s)", float_range=(0.0, 10.0)),
+        describe("Max capture-stamp spread within one camera set (s)", float_range=(0.0, 10.0)),
     ),
-    "goal_topic": ("goal", _desc("std_msgs/String goal topic; an empty goal stops planning")),
+    "goal_topic": ("goal", describe("std_msgs/String goal topic; an empty goal stops planning")),
     "max_plan_rate_hz": (
         2.0,
-        _desc("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
+        describe("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
     ),
     "max_image_pixels": (
         3840 * 2160,
-        _desc(
+        describe(
             "Images with more pixels are rejected (protects memory and latency)", int_range=(4, 1 << 28, 1)
         ),
     ),
     "max_goal_length": (
         2000,
-        _desc("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
+        describe("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
     ),
     "frame_id": (
         Parameter.Type.STRING,
-        _desc("Override of the profile's frame_id for published plans. Unset: the profile's"),
+        describe("Override of the profile's frame_id for published plans. Unset: the profile's"),
     ),
-    "publish_predicted_frames": (False, _desc("Publish ~/predicted_frames (needs decode_video)")),
+    "publish_predicted_frames": (False, describe("Publish ~/predicted_frames (needs decode_video)")),
     "predicted_frames_max_rate_hz": (
         1.0,
-        _desc("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
+        describe("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
     ),
-    "publish_ee_path": (False, _desc("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
-    "publish_diagnostics": (True, _desc("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
-    "diagnostics_period_s": (1.0, _desc("Diagnostics period (s)", float_range=(0.05, 3600.0))),
+    "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
+    "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
+    "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
     "log_throttle_s": (
         5.0,
-        _desc(
+        describe(
             "Repeated problems of one cause are logged at most once per this period (s)",
             float_range=(0.1, 3600.0),
         ),

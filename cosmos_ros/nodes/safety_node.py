@@ -45,7 +45,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
-    FloatingPointRange,
     ParameterDescriptor,
     SetParametersResult,
 )
@@ -69,6 +68,7 @@ from std_srvs.srv import Trigger
 from cosmos_ros.msg import ActionSequence, SafetyStatus
 from cosmos_ros.nodes.conversions import msg_to_plan
 from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, OutputAdapter, make_adapters
+from cosmos_ros.nodes.parameters import describe
 
 # --- QoS -------------------------------------------------------------------------------------------------
 # Plans: reliable (a plan is a unit; losing one silently would look like a stall), shallow queue (an old plan
@@ -175,23 +175,6 @@ def _share_dir() -> str:
     return str(get_package_share_directory("cosmos_ros"))
 
 
-def _desc(
-    text: str,
-    *,
-    read_only: bool = False,
-    float_range: tuple[float, float] | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=text, read_only=read_only)
-    if float_range is not None:
-        d.floating_point_range = [
-            FloatingPointRange(from_value=float_range[0], to_value=float_range[1], step=0.0)
-        ]
-    if choices is not None:
-        d.additional_constraints = "one of: " + ", ".join(choices)
-    return d
-
-
 WATCHDOG_MODES = ("hold", "decelerate")
 BLEND_MODES = ("crossfade", "replace")
 STATE_TYPES = ("joint_state", "pose")
@@ -201,7 +184,7 @@ STATE_TYPES = ("joint_state", "pose")
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "limits_file": (
         "config/limits/arm7_joints.yaml",
-        _desc(
+        describe(
             "Safety limits YAML (bounds, velocity/acceleration/jerk, staleness, frame). A relative path "
             "resolves against the cosmos_ros share directory",
             read_only=True,
@@ -209,14 +192,14 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "control_rate_hz": (
         Parameter.Type.DOUBLE,
-        _desc(
+        describe(
             "Setpoint streaming rate (Hz). Unset: the limits file's control_rate_hz",
             float_range=(1.0, 1000.0),
         ),
     ),
     "shadow_mode": (
         False,
-        _desc(
+        describe(
             "Compute everything but publish setpoints only on ~/shadow/<topic>, never on controller topics "
             "(first bring-up on a real robot)",
             read_only=True,
@@ -224,46 +207,49 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "autostart": (
         True,
-        _desc(
+        describe(
             "main() runs configure + activate itself (plain `ros2 run`); false: wait for a lifecycle manager"
         ),
     ),
     "output_adapters": (
         ["float64_per_axis"],
-        _desc("Message kinds setpoints are published as (one or more)", choices=ADAPTER_KINDS),
+        describe("Message kinds setpoints are published as (one or more)", choices=ADAPTER_KINDS),
     ),
     "float64_per_axis.topic_pattern": (
         "{axis}/setpoint",
-        _desc("std_msgs/Float64 topic per axis, relative; '{axis}' becomes the axis name"),
+        describe("std_msgs/Float64 topic per axis, relative; '{axis}' becomes the axis name"),
     ),
     "float64_multi_array.topic": (
         "forward_position_controller/commands",
-        _desc("std_msgs/Float64MultiArray topic (forward_command_controller '<name>/commands'), relative"),
+        describe("std_msgs/Float64MultiArray topic (forward_command_controller '<name>/commands'), relative"),
     ),
     "pose_stamped.topic": (
         "target_frame",
-        _desc("geometry_msgs/PoseStamped topic (FZI cartesian controllers 'target_frame'), relative"),
+        describe("geometry_msgs/PoseStamped topic (FZI cartesian controllers 'target_frame'), relative"),
     ),
     "pose_stamped.gripper_topic": (
         "gripper/setpoint",
-        _desc("std_msgs/Float64 topic for the gripper axis of pose spaces, relative"),
+        describe("std_msgs/Float64 topic for the gripper axis of pose spaces, relative"),
     ),
     "joint_trajectory.topic": (
         "joint_trajectory_controller/joint_trajectory",
-        _desc("trajectory_msgs/JointTrajectory topic (one point per tick), relative"),
+        describe("trajectory_msgs/JointTrajectory topic (one point per tick), relative"),
     ),
     "joint_trajectory.time_from_start_s": (
         0.01,
-        _desc(
+        describe(
             "time_from_start of the single trajectory point (s), about one control period",
             float_range=(1e-4, 1.0),
         ),
     ),
-    "plan_topic": ("action_sequence", _desc("cosmos_ros/ActionSequence plans to check and stream, relative")),
-    "measured_state_topic": ("joint_states", _desc("Measured robot state topic, relative")),
+    "plan_topic": (
+        "action_sequence",
+        describe("cosmos_ros/ActionSequence plans to check and stream, relative"),
+    ),
+    "measured_state_topic": ("joint_states", describe("Measured robot state topic, relative")),
     "measured_state_type": (
         "joint_state",
-        _desc(
+        describe(
             "joint_state: sensor_msgs/JointState, mapped by joint NAME; pose: geometry_msgs/PoseStamped "
             "(in the limits frame_id) plus the gripper from gripper_state_topic",
             choices=STATE_TYPES,
@@ -271,19 +257,22 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "gripper_state_topic": (
         "joint_states",
-        _desc(
+        describe(
             "Pose spaces only: sensor_msgs/JointState topic whose joint named 'gripper' is the measured "
             "gripper, relative"
         ),
     ),
-    "estop_topic": ("estop", _desc("std_msgs/Bool; true latches the e-stop (cleared only by ~/reset_estop)")),
+    "estop_topic": (
+        "estop",
+        describe("std_msgs/Bool; true latches the e-stop (cleared only by ~/reset_estop)"),
+    ),
     "status_topic": (
         "safety_status",
-        _desc("cosmos_ros/SafetyStatus per plan and on state changes, relative"),
+        describe("cosmos_ros/SafetyStatus per plan and on state changes, relative"),
     ),
     "watchdog_mode": (
         "decelerate",
-        _desc(
+        describe(
             "When no valid plan covers now: hold the last setpoint (tracked within the limits), or brake to "
             "rest as fast as the limits allow",
             choices=WATCHDOG_MODES,
@@ -291,17 +280,24 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "estop_mode": (
         "decelerate",
-        _desc("While the e-stop is latched: hold or decelerate (as watchdog_mode)", choices=WATCHDOG_MODES),
+        describe(
+            "While the e-stop is latched: hold or decelerate (as watchdog_mode)", choices=WATCHDOG_MODES
+        ),
     ),
     "blend_mode": (
         "crossfade",
-        _desc("How a new plan takes over from a running one", choices=BLEND_MODES),
+        describe("How a new plan takes over from a running one", choices=BLEND_MODES),
     ),
     "blend_time_s": (
         0.2,
-        _desc("Cross-fade window from the running plan to a newly accepted one (s)", float_range=(0.0, 5.0)),
+        describe(
+            "Cross-fade window from the running plan to a newly accepted one (s)", float_range=(0.0, 5.0)
+        ),
     ),
-    "diagnostics_period_s": (1.0, _desc("Period of /diagnostics messages (s)", float_range=(0.05, 3600.0))),
+    "diagnostics_period_s": (
+        1.0,
+        describe("Period of /diagnostics messages (s)", float_range=(0.05, 3600.0)),
+    ),
 }
 
 
