@@ -217,8 +217,9 @@ def _stopping_bound_axis(v: float, a: float, dt: float, amax: float, jmax: float
     forward = speed + ramp + a_abs * dt if along else speed
     # Braking harder than the speed can absorb reverses the motion, up to ramp - speed.
     reverse = 0.0 if along else max(0.0, ramp - speed + a_abs * dt)
-    # Landing can overshoot zero speed by at most a couple of acceleration steps.
-    slack = 2.0 * min(amax, jmax * dt) * dt
+    # Landing can overshoot zero speed by at most a couple of acceleration steps, and only when one jerk
+    # step cannot span 2 A (otherwise the landing acceleration -v/dt is always reachable: no overshoot).
+    slack = 2.0 * min(amax, jmax * dt) * dt if jmax * dt < 2.0 * amax else 0.0
     peak = max(forward, reverse, slack)
     w = max(forward, reverse)
     # Ramp |a| to zero (speed <= w), then brake from w: distance <= w^2/(2A) + w A/(2J) (jerk-limited
@@ -256,7 +257,7 @@ def stopping_bound(
     ramp = a_abs * a_abs / (2.0 * jmax)
     forward = np.where(along, speed + ramp + a_abs * dt, speed)
     reverse = np.where(along, 0.0, np.maximum(0.0, ramp - speed + a_abs * dt))
-    slack = 2.0 * np.minimum(amax, jmax * dt) * dt
+    slack = np.where(jmax * dt < 2.0 * amax, 2.0 * np.minimum(amax, jmax * dt) * dt, 0.0)
     w = np.maximum(forward, reverse)
     peak = np.maximum(w, slack)
     excursion = 1.5 * (
@@ -374,30 +375,27 @@ def limit_step(
         ValueError: non-finite target or state, or invalid ``dt`` (checked before any arithmetic).
     """
     _check_dt(dt)
-    for name, arr in (
-        ("target_position", target_position),
-        ("target_velocity", target_velocity),
-        ("previous.position", previous.position),
-        ("previous.velocity", previous.velocity),
-        ("previous.acceleration", previous.acceleration),
-    ):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"limit_step: {name} contains NaN/Inf")
+    arrays = (target_position, target_velocity, previous.position, previous.velocity, previous.acceleration)
+    # One cheap test on the hot path (a sum is finite only if every term is, barring overflow); the
+    # per-array test names the culprit.
+    if not math.isfinite(sum(float(x.sum()) for x in arrays)):
+        names = ("target_position", "target_velocity", "previous.position", "previous.velocity")
+        for name, arr in zip((*names, "previous.acceleration"), arrays, strict=True):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"limit_step: {name} contains NaN/Inf")
     p, v, a = previous.position, previous.velocity, previous.acceleration
     vmax, amax, jdt = limits.max_velocity, limits.max_acceleration, limits.max_jerk * dt
-    flags = np.zeros(p.shape[0], dtype=np.int64)
 
+    # np.minimum/np.maximum rather than np.clip: same result for lo <= hi, a fraction of the overhead.
     error = target_position - p
-    a_track = _TRACKING_ACCEL_SHARE * amax
-    cap = np.sqrt(2.0 * a_track * np.abs(error))
-    v_des = target_velocity + np.clip(error / dt - target_velocity, -cap, cap)
-    flags |= np.where(np.abs(v_des) > vmax, LIMITED_VELOCITY, 0)
-    v_des = np.clip(v_des, -vmax, vmax)
+    cap = np.sqrt((2.0 * _TRACKING_ACCEL_SHARE) * amax * np.abs(error))
+    v_des = target_velocity + np.minimum(np.maximum(error / dt - target_velocity, -cap), cap)
+    over_v = np.abs(v_des) > vmax
+    v_des = np.minimum(np.maximum(v_des, -vmax), vmax)
     a_des = (v_des - v) / dt
-    a_j = np.clip(a_des, a - jdt, a + jdt)
-    flags |= np.where(a_j != a_des, LIMITED_JERK, 0)
-    a_c = np.clip(a_j, -amax, amax)
-    flags |= np.where(a_c != a_j, LIMITED_ACCELERATION, 0)
+    a_j = np.minimum(np.maximum(a_des, a - jdt), a + jdt)
+    a_c = np.minimum(np.maximum(a_j, -amax), amax)
+    flags = over_v * LIMITED_VELOCITY + (a_j != a_des) * LIMITED_JERK + (a_c != a_j) * LIMITED_ACCELERATION
     v_c = v + a_c * dt
     p_c = p + v_c * dt
 
