@@ -102,7 +102,6 @@ def test_goal_and_image_condition_the_output(runtimes, umi_plan) -> None:
 def test_runtime_matches_a_direct_stock_pipeline_call(runtimes, umi_plan) -> None:
     """The backend must be the stock call, with the request's parameters, and nothing else."""
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
-
     from PIL import Image
 
     pipe = runtimes["umi_pose_gripper"].backend.pipe

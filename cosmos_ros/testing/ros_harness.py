@@ -262,14 +262,15 @@ def wait_active(peer: TestPeer, node_name: str, timeout: float) -> bool:
     from lifecycle_msgs.srv import GetState
 
     name = node_name if node_name.startswith("/") else "/" + node_name
-    cli = peer.node.create_client(GetState, f"{name}/get_state")
+    cli: Any = peer.node.create_client(GetState, f"{name}/get_state")
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             if not cli.wait_for_service(timeout_sec=min(1.0, max(0.01, deadline - time.monotonic()))):
                 continue
             fut = cli.call_async(GetState.Request())
-            if wait_until(fut.done, timeout=5.0) and fut.result().current_state.label == "active":
+            answer = fut.result() if wait_until(fut.done, timeout=5.0) else None
+            if answer is not None and answer.current_state.label == "active":
                 return True
             time.sleep(0.2)
         return False
