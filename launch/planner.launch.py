@@ -148,7 +148,7 @@ def _nodes(context: LaunchContext) -> list:
             Node(
                 package="cosmos_ros",
                 executable="planner_and_safety",
-                name="planner_and_safety",
+                # No name=: a __node remap would rename *both* nodes of the process to one name.
                 output="screen",
                 additional_env=planner_env,
                 emulate_tty=True,
