@@ -249,6 +249,9 @@ def replay_into_nodes(
                         timeout_s=plan_timeout_s,
                         clock_step_s=step,
                         tick_topic=tick_topic,
+                        # Generous: a busy 2-core CI machine was seen to answer a tick after > 0.2 s; a
+                        # timeout costs this much once, then steps go on at wall pace until an answer.
+                        tick_timeout_s=2.0,
                     ),
                 ),
                 context=ctx,
