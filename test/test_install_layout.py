@@ -46,7 +46,7 @@ def test_installed_share_dir_and_ament_index() -> None:
 def test_colcon_build_from_a_clean_build_dir(tmp_path: Path) -> None:
     colcon = shutil.which("colcon")
     if colcon is None:
-        pytest.skip("colcon is not installed (scripts/setup.sh installs it)")
+        pytest.skip(reason="colcon is not installed (scripts/setup.sh installs it)")
     result = subprocess.run(
         [
             colcon,

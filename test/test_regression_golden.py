@@ -29,9 +29,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not importable (ROS 2 not installed or sourced)")
 if importlib.util.find_spec("cosmos_ros.msg") is None:
-    pytest.skip(
-        "cosmos_ros.msg not built: run scripts/setup.sh and source scripts/env.sh", allow_module_level=True
-    )
+    pytest.skip(reason="cosmos_ros.msg not built (run scripts/setup.sh)", allow_module_level=True)
 
 from cosmos_ros.testing.golden import compare, read_golden
 from cosmos_ros.testing.node_replay import (

@@ -369,9 +369,7 @@ def test_own_type_hash_matches_rosidl_when_built() -> None:
     assert path is not None
     json_file = path.with_suffix(".json")
     if not json_file.is_file():
-        pytest.skip(
-            reason="no rosidl-generated ActionSequence.json (package not built into AMENT_PREFIX_PATH)"
-        )
+        pytest.skip(reason="no rosidl-generated ActionSequence.json (package not in AMENT_PREFIX_PATH)")
     rosidl_hash = json.loads(json_file.read_text())["type_hashes"][0]["hash_string"]
     assert msgdef_of(make_typestore(), "cosmos_ros/msg/ActionSequence")[1] == rosidl_hash
 

@@ -714,12 +714,7 @@ class SafetyNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._active = False  # checked by a tick that is already running
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
-        if self._tick_timer is not None:
-            self.destroy_timer(self._tick_timer)
-            self._tick_timer = None
+        self._stop_ticking()
         try:
             with self._core_lock:
                 self._supervisor.deactivate(self._now_s())
@@ -740,13 +735,17 @@ class SafetyNode(LifecycleNode):
         self._reset_state()
         return TransitionCallbackReturn.SUCCESS
 
-    def _destroy_entities(self) -> None:
+    def _stop_ticking(self) -> None:
+        """Stop the control-rate tick (dedicated thread or, with tick_thread=False, the executor timer)."""
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
         if self._tick_timer is not None:
             self.destroy_timer(self._tick_timer)
             self._tick_timer = None
+
+    def _destroy_entities(self) -> None:
+        self._stop_ticking()
         for t in self._made_timers:
             self.destroy_timer(t)
         for s in self._made_subs:
@@ -764,12 +763,7 @@ class SafetyNode(LifecycleNode):
     def destroy_node(self) -> None:
         """Stop the ticker thread before the node goes (it runs on this node's clock and context)."""
         self._active = False
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
-        if self._tick_timer is not None:
-            self.destroy_timer(self._tick_timer)
-            self._tick_timer = None
+        self._stop_ticking()
         super().destroy_node()
 
     def tick_interval_stats(self) -> dict[str, float]:
