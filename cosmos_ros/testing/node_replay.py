@@ -190,7 +190,7 @@ def replay_into_nodes(
         **safety_params,
         "use_sim_time": True,
     }
-    node_env = {"PYTHONSAFEPATH": "1", **(env or {})}  # keep the install space's cosmos_ros.msg importable
+    node_env = dict(env or {})
     nodes = {
         "safety_node": NodeProcess(
             "cosmos_ros.nodes.safety_node",

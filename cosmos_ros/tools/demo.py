@@ -5,9 +5,10 @@
 
 What runs: the planner node and the safety node as two real processes over DDS (the same executables
 `ros2 launch cosmos_ros planner.launch.py` starts), fed by the replay tool with the bag's camera, goal and
-joint-state topics and its clock (the nodes use sim time, so the bag's stamps are "now"); the replay tool
-records `action_sequence`, `safety_status` and the controller topic to a new mcap bag. Then this prints a
-summary and writes a PNG of planned versus streamed setpoints per axis.
+joint-state topics and its clock in lockstep (``cosmos_ros.testing.node_replay``: the nodes use sim time, the
+clock pauses while the model plans, so the run is the same on any CPU or GPU); the replay tool records
+`action_sequence`, `safety_status` and the controller topic to a new mcap bag. Then this prints a summary and
+writes a PNG of planned versus streamed setpoints per axis.
 
 The default model is a tiny random-weight Cosmos 3 pipeline: its actions are noise. The demo shows the
 plumbing (conversion, inference, checking, clamping, streaming), not planning quality.
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -45,9 +44,8 @@ class DemoResult:
         decisions = Counter(s["decision"] for s in self.statuses if s["plan_id"] > 0)
         reasons = Counter(r for s in self.statuses if s["plan_id"] > 0 for r in s["reasons"])
         inference = [p["inference_time_s"] for p in self.plans]
-        # Plan latency: from the newest frame's capture (header stamp) to the safety node's decision.
-        stamp = {p["plan_id"]: p["stamp"] for p in self.plans}
-        latency = [s["t"] - stamp[s["plan_id"]] for s in self.statuses if s["plan_id"] in stamp]
+        # No capture-to-decision latency here: in lockstep the bag clock pauses while the model plans, so it
+        # would read ~0. The inference time is wall time, measured by the planner.
         return {
             "plans": len(self.plans),
             "accepted": decisions.get("accepted", 0),
@@ -56,7 +54,6 @@ class DemoResult:
             "reasons": dict(reasons),
             "setpoints_sent": len(self.setpoints),
             "inference_time_s_median": float(np.median(inference)) if inference else None,
-            "capture_to_decision_s_median": float(np.median(latency)) if latency else None,
         }
 
 
@@ -167,9 +164,7 @@ def plot(result: DemoResult, limits_path: Path, out_png: Path) -> None:
 def run_demo(args: argparse.Namespace) -> dict:
     from ament_index_python.packages import get_package_share_directory
 
-    from cosmos_ros.replay.player import PlayerConfig, play
-    from cosmos_ros.replay.schedule import ReplayOptions
-    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id, wait_active
+    from cosmos_ros.testing.node_replay import replay_into_nodes
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -191,81 +186,43 @@ def run_demo(args: argparse.Namespace) -> dict:
 
         print(f"[demo] generating the demo bag in {bag}")
         make_demo_bag(bag)
-    record = out / "recorded"
-    if record.exists():
-        shutil.rmtree(record)
 
-    domain = pick_domain_id()
-    planner_params = {
-        "model_path": model,
-        "action_space": args.action_space,
-        "backend": args.backend,
-        "device": args.device,
-        "dtype": args.dtype,
-        "num_inference_steps": args.steps,
-        "camera_topics": [args.camera_topic],
-        "goal_topic": "goal",
-        "max_plan_rate_hz": args.plan_rate,
-        "use_sim_time": True,
-    }
-    safety_params = {
-        "limits_file": str(limits_path),
-        "output_adapters": ["float64_multi_array"],
-        "float64_multi_array.topic": COMMANDS_TOPIC.lstrip("/"),
-        "measured_state_topic": "joint_states",
-        "use_sim_time": True,
-    }
-    nodes = [
-        NodeProcess(
-            "cosmos_ros.nodes.safety_node",
-            domain,
-            params=safety_params,
-            params_files=[share / "config/safety.yaml"],
+    print(f"[demo] replaying {bag} into planner_node and safety_node (model {model}), recording outputs")
+    # Lockstep (cosmos_ros.testing.node_replay): the bag clock pauses while the model plans and then steps on
+    # the control grid, so the result is the same on a slow CPU and a fast GPU.
+    recording = replay_into_nodes(
+        bag,
+        planner_params={
+            "model_path": model,
+            "action_space": args.action_space,
+            "backend": args.backend,
+            "device": args.device,
+            "dtype": args.dtype,
+            "num_inference_steps": args.steps,
+            "camera_topics": [args.camera_topic],
+            "goal_topic": "goal",
+        },
+        safety_params={"limits_file": str(limits_path), "measured_state_topic": "joint_states"},
+        topics=(args.camera_topic, "/goal", "/joint_states"),
+        record_topics=(
+            "/action_sequence:cosmos_ros/msg/ActionSequence",
+            "/safety_status:cosmos_ros/msg/SafetyStatus",
+            f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
         ),
-        NodeProcess(
-            "cosmos_ros.nodes.planner_node",
-            domain,
-            params=planner_params,
-            params_files=[share / "config/planner.yaml"],
-        ),
-    ]
-    print(f"[demo] starting safety_node and planner_node (ROS_DOMAIN_ID={domain}, model {model})")
-    for n in nodes:
-        n.start()
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    try:
-        with TestPeer(domain, name="demo_supervisor") as peer:
-            for name, proc in (("safety_node", nodes[0]), ("planner_node", nodes[1])):
-                if not wait_active(peer, name, timeout=args.startup_timeout):
-                    raise RuntimeError(f"{name} did not become active; its log:\n{proc.output()[-3000:]}")
-        print(f"[demo] replaying {bag} at rate {args.rate} (publishing /clock), recording outputs")
-        report = play(
-            bag,
-            ReplayOptions(topics=(args.camera_topic, "/goal", "/joint_states"), rate=args.rate),
-            PlayerConfig(
-                publish_clock=True,
-                record_path=record,
-                record_topics=(
-                    "/action_sequence:cosmos_ros/msg/ActionSequence",
-                    "/safety_status:cosmos_ros/msg/SafetyStatus",
-                    f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
-                ),
-                record_linger_s=args.linger,
-                wait_for_subscribers_s=10.0,
-            ),
-        )
-        print(report.summary())
-    finally:
-        for n in reversed(nodes):
-            code = n.stop()
-            if code not in (0, None, -2):
-                print(f"[demo] {n.module} exited with {code}; log tail:\n{n.output()[-2000:]}")
-    result = read_recording(report.record_path or record)
+        out_dir=out,
+        camera_topic=args.camera_topic,
+        frame_interval_s=args.frame_interval,
+        linger_s=args.linger,
+        planner_params_files=[share / "config/planner.yaml"],
+        safety_params_files=[share / "config/safety.yaml"],
+        startup_timeout_s=args.startup_timeout,
+    )
+    result = read_recording(recording)
     summary = result.summary()
     png = out / "demo_setpoints.png"
     plot(result, limits_path, png)
     summary["plot"] = str(png)
-    summary["recording"] = str(report.record_path or record)
+    summary["recording"] = str(recording)
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -284,9 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--steps", type=int, default=8, help="denoising steps")
-    p.add_argument("--plan-rate", type=float, default=2.0, help="max plans per second (bag clock)")
-    p.add_argument("--rate", type=float, default=0.5, help="replay rate factor (slower gives CPU time)")
-    p.add_argument("--linger", type=float, default=3.0, help="seconds to keep recording after the bag")
+    p.add_argument(
+        "--frame-interval",
+        type=float,
+        default=0.25,
+        help="plan on one camera frame per this many bag seconds",
+    )
+    p.add_argument("--linger", type=float, default=1.5, help="bag seconds streamed after the last message")
     p.add_argument("--startup-timeout", type=float, default=120.0)
     args = p.parse_args(argv)
     t0 = time.monotonic()
