@@ -104,7 +104,8 @@ def test_planner_and_safety_in_one_process(domain_id: int, tiny_model_dir: Path)
             t += CONTROL_PERIOD_NS
             n = len(commands)
             clock.publish(Clock(clock=_time(t)))
-            assert wait_until(lambda n=n: len(commands) > n, timeout=30), f"no setpoint for the tick at {t} ns"
+            got = wait_until(lambda n=n: len(commands) > n, timeout=30)
+            assert got, f"no setpoint for the tick at {t} ns"
         assert len(commands) - before >= horizon_ns // CONTROL_PERIOD_NS
         assert all(len(c.data) == len(JOINTS) for c in commands.messages)
         assert all(np.all(np.isfinite(c.data)) for c in commands.messages)
