@@ -270,6 +270,16 @@ def _publisher_qos(p: PlayedTopic) -> QoSProfile:
     )
 
 
+def _make_publisher(node: Any, cls: Any, p: PlayedTopic) -> Any:
+    try:
+        return node.create_publisher(cls, p.out_topic, _publisher_qos(p))
+    except Exception as exc:  # rclpy raises RCLError, e.g. the player's own /parameter_events of another type
+        raise ReplayError(
+            f"cannot publish bag topic {p.bag_topic!r} [{p.msgtype}] as {p.out_topic!r}: {exc}; leave it out "
+            f"with --topics or rename it with --remap"
+        ) from exc
+
+
 class _Session:
     """One node, its publishers and record subscriptions; torn down by :meth:`close`."""
 
@@ -412,10 +422,7 @@ def play(
         try:
             session = _Session(ctx, config)
             node = session.node
-            pubs = {
-                p.out_topic: node.create_publisher(classes[p.out_topic], p.out_topic, _publisher_qos(p))
-                for p in played
-            }
+            pubs = {p.out_topic: _make_publisher(node, classes[p.out_topic], p) for p in played}
             clock_pub = None
             if clock_cls is not None:
                 clock_pub = node.create_publisher(

@@ -15,10 +15,12 @@ Timing model (the one ``ros2 bag play`` uses, made explicit):
   keeps running forward across passes (what ``/clock`` publishes).
 * It is played ``play_time_s = (sim_time_ns - begin_ns) / 1e9 / rate`` seconds after playback starts.
 
-Topic choice (what ``ros2 bag play`` does): with no topics named, service-event topics (``…/srv/…_Event``,
-recorded by ``ros2 bag record -a`` on Jazzy and later) and rosbag2's own ``/events/write_split`` are skipped,
-and so is every topic whose type cannot be imported here, with one warning naming them all (an option makes
-that an error). A topic named explicitly is played or the request fails.
+Topic choice: with no topics named, every topic whose type cannot be imported here is skipped with one
+warning naming them all (an option makes that an error), as ``ros2 bag play`` ignores a topic whose type
+library it cannot load. Service-event topics (``…/srv/…_Event``, recorded by ``ros2 bag record -a`` on Jazzy
+and later) and rosbag2's own ``/events/write_split`` are skipped too unless asked for: they are not robot
+data (Jazzy's ``ros2 bag play`` publishes service events unless filtered). A topic named explicitly is played
+or the request fails.
 
 The payload is never touched: header stamps inside the messages stay as recorded (so with ``loop`` the
 stamps repeat while ``/clock`` moves on; consumers that check stamps against the clock see old data).
@@ -72,7 +74,7 @@ class ReplayOptions:
         throttle: ``(bag topic, min_interval_s)`` pairs: of each topic, play only messages at least
             ``min_interval_s`` (bag time, > 0) after the previous one played of that topic.
         include_service_events: With no ``topics`` named, also play service-event topics and
-            ``/events/write_split`` (skipped by default, as ``ros2 bag play`` does).
+            ``/events/write_split`` (skipped by default).
         strict_types: With no ``topics`` named, a topic whose type cannot be imported is an error instead of
             being skipped with a warning.
     """
@@ -161,7 +163,7 @@ def choose_topics(info: BagInfo, options: ReplayOptions, type_check: TypeCheck |
     Raises:
         MissingTopicError: A requested or remapped topic is not in the bag (the message lists the bag's).
         UnknownTypeError: A named topic (with ``strict_types``: any topic) has a type that cannot be played.
-        ReplayError: Nothing is left to play.
+        ReplayError: Nothing is left to play (UnknownTypeError if types were left out).
         ValueError: Two topics of different types would be published under one name.
     """
     explicit = bool(options.topics)
@@ -183,7 +185,8 @@ def choose_topics(info: BagInfo, options: ReplayOptions, type_check: TypeCheck |
     warnings = _skip_warnings(info, skipped, unplayable)
     if not names:
         why = " ".join(warnings) or "it has no topics"
-        raise ReplayError(f"nothing to play in bag {info.path}: {why}")
+        error = UnknownTypeError if unplayable else ReplayError  # all left out for their types: say so
+        raise error(f"nothing to play in bag {info.path}: {why}")
     played = _played_topics(info, options, names, skipped)
     return TopicChoice(played, tuple(skipped), warnings)
 
@@ -200,7 +203,7 @@ def _skip_warnings(
         )
     if events := [n for n, why in skipped if why != "type cannot be imported"]:
         lines.append(
-            f"skipping {len(events)} service-event / recorder-event topic(s) as ros2 bag play does "
+            f"skipping {len(events)} service-event / recorder-event topic(s) "
             f"(--include-service-events plays them): {', '.join(events)}"
         )
     return tuple(lines)
