@@ -524,7 +524,9 @@ def play(
                             report.stopped_early = True
                             break
                         if clock_pub is not None and now >= next_tick:
-                            publish_clock(timeline.sim_time_ns(now - t0))
+                            # Never past the next message: when playback runs late (a loaded CPU), a tick
+                            # would otherwise show a time the message is then published "before".
+                            publish_clock(min(timeline.sim_time_ns(now - t0), item.sim_time_ns))
                             next_tick += period * max(1, math.floor((now - next_tick) / period) + 1)
                         if now >= target:
                             break
