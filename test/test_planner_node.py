@@ -464,6 +464,7 @@ def selected(peer: TestPeer, domain_id: int, tiny_model_dir: Path) -> Iterator[P
         camera_topics=["left", "right"],
         camera_combine="select",
         selected_camera="right",
+        camera_timeout_s=1.0,
         decode_video=True,
         publish_predicted_frames=True,
         predicted_frames_max_rate_hz=50.0,
@@ -482,6 +483,16 @@ def selected(peer: TestPeer, domain_id: int, tiny_model_dir: Path) -> Iterator[P
 
 
 class TestSelectedCamera:
+    def test_silent_camera_is_reported_with_its_publishers_and_the_fix(self, selected: PlannerRig) -> None:
+        # No frame has been sent yet: after camera_timeout_s of node time the planner says so, on the log
+        # (naming the resolved topic, the test peer's publisher and the Fast DDS profile) and on /diagnostics.
+        expected = "no frame on camera topic '/arm_c/right'"
+        assert wait_until(lambda: expected in selected.proc.output(), 30), selected.proc.output()[-3000:]
+        line = next(ln for ln in selected.proc.output().splitlines() if expected in ln)
+        assert "publishers: 1 (/planner_test_peer [sensor_msgs/msg/Image" in line
+        assert "fastdds_large_frames.xml" in line and "CompressedImage" in line
+        assert wait_until(lambda: "camera_silent_s:right" in selected.diag(), 10), selected.diag()
+
     def test_only_the_selected_camera_is_used(self, selected: PlannerRig) -> None:
         assert selected.cam_pubs["left"].get_subscription_count() == 0  # not even subscribed
         selected.set_goal("pour the water")

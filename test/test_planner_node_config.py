@@ -114,13 +114,13 @@ def _msg(encoding: str, h: int = 4, w: int = 5, bpp: int = 3) -> types.SimpleNam
 
 
 class FakeBridge:
-    """Records calls; converts 16-bit mono by taking the high byte (enough to see which path ran)."""
+    """Records calls; converts a 16-bit mosaic by taking the high byte (enough to see which path ran)."""
 
     calls: list[str] = []  # noqa: RUF012 - shared on purpose, reset per test
 
     def imgmsg_to_cv2(self, msg: Any, desired_encoding: str) -> np.ndarray:
         FakeBridge.calls.append(msg.encoding)
-        if msg.encoding != "mono16":
+        if msg.encoding != "bayer_rggb16":
             raise TypeError(f"cannot convert {msg.encoding}")
         gray = np.frombuffer(msg.data, dtype=np.uint16).reshape(msg.height, msg.width) >> 8
         return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
@@ -136,7 +136,7 @@ def test_without_cv_bridge_the_package_converter_is_used() -> None:
     out = conv(_msg("bgr8"))
     assert out.shape == (4, 5, 3) and out[0, 0].tolist() == [2, 1, 0]
     with pytest.raises(ImageError) as exc:
-        conv(_msg("mono16", bpp=2))
+        conv(_msg("bayer_rggb16", bpp=2))
     assert exc.value.reason == "encoding"
 
 
@@ -146,17 +146,17 @@ def test_cv_bridge_only_converts_what_the_package_converter_refuses() -> None:
     assert "cv_bridge" in how
     assert conv(_msg("rgb8"))[0, 0].tolist() == [0, 1, 2]
     assert FakeBridge.calls == []  # supported encodings never reach cv_bridge
-    m16 = _msg("mono16", bpp=2)
+    m16 = _msg("bayer_rggb16", bpp=2)  # 16-bit mosaics: cv_bridge converts them, the package does not
     m16.data = (np.full(20, 0x1234, dtype=np.uint16)).tobytes()
-    assert conv(m16)[0, 0].tolist() == [0x12, 0x12, 0x12] and FakeBridge.calls == ["mono16"]
+    assert conv(m16)[0, 0].tolist() == [0x12, 0x12, 0x12] and FakeBridge.calls == ["bayer_rggb16"]
     # cv_bridge failures are rejections with a reason, never exceptions of another type.
     with pytest.raises(ImageError) as exc:
-        conv(_msg("yuv422", bpp=2))
+        conv(_msg("32FC1", bpp=4))
     assert exc.value.reason == "encoding" and "cv_bridge cannot convert" in str(exc.value)
     # The pixel limit applies before cv_bridge runs; step/size checks stay the package's.
     with pytest.raises(ImageError) as exc:
-        conv(_msg("mono16", h=40, w=40, bpp=2))
-    assert exc.value.reason == "too_large" and FakeBridge.calls == ["mono16", "yuv422"]
+        conv(_msg("bayer_rggb16", h=40, w=40, bpp=2))
+    assert exc.value.reason == "too_large" and FakeBridge.calls == ["bayer_rggb16", "32FC1"]
     bad = _msg("rgb8")
     bad.step = 3
     with pytest.raises(ImageError) as exc:

@@ -382,7 +382,11 @@ def test_lockstep_freezes_the_clock_while_the_model_works(bag: Path, peer: Peer,
     assert report.lockstep_wait_s >= 3 * SlowModel.WORK_S
     # The model saw each frame at its bag time and answered with the clock still there (frozen while working).
     assert peer.wait_for(lambda: len(model.ack_clocks) == 3, 5.0)
-    assert model.frames == frame_times and model.ack_clocks == frame_times
+    assert model.ack_clocks == frame_times
+    # At a frame's arrival the peer may not have taken the /clock message sent just before it (two topics,
+    # no order between them), but it never saw a time past the frame: the player caps its ticks at the next
+    # message's time even when it runs late.
+    assert len(model.frames) == 3 and all(f <= t for f, t in zip(model.frames, frame_times, strict=True))
     # And the clock resumed where it stopped: no jump by the pause length (0.3 s) after any frame.
     clocks = [c.clock.sec * 10**9 + c.clock.nanosec for c in peer.got("/clock")]
     assert clocks == sorted(clocks)

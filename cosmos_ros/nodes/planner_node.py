@@ -57,6 +57,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherView, describe_silence
 from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, TileLayout, tile
 from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
 from cosmos_ros.inference_worker import (
@@ -112,6 +113,7 @@ class PlannerConfig:
     options: PolicyOptions = dataclasses.field(default_factory=PolicyOptions)
     camera_topics: tuple[str, ...] = ("image_raw",)
     compressed: tuple[bool, ...] = (False,)
+    camera_timeout_s: float = 5.0
     camera_combine: str = "tile"
     tile_layout: str = "horizontal"
     selected_camera: str = ""
@@ -150,6 +152,8 @@ class PlannerConfig:
                 f"compressed must be one bool or one per camera topic ({len(self.camera_topics)}), "
                 f"got {len(self.compressed)} values"
             )
+        if not (math.isfinite(self.camera_timeout_s) and self.camera_timeout_s > 0):
+            raise ValueError(f"camera_timeout_s must be a finite number > 0, got {self.camera_timeout_s}")
         if self.camera_combine not in CAMERA_COMBINE:
             raise ValueError(f"camera_combine must be one of {CAMERA_COMBINE}, got {self.camera_combine!r}")
         if self.tile_layout not in TILE_LAYOUTS:
@@ -264,6 +268,13 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
             dynamic=True,
         ),
     ),
+    "camera_timeout_s": (
+        5.0,
+        describe(
+            "Warn (log and /diagnostics) when a camera topic delivered nothing for this long (s, node clock)",
+            float_range=(0.1, 3600.0),
+        ),
+    ),
     "camera_combine": ("tile", describe("How several cameras become one image", choices=CAMERA_COMBINE)),
     "tile_layout": ("horizontal", describe("Arrangement when tiling", choices=TILE_LAYOUTS)),
     "selected_camera": (
@@ -350,6 +361,7 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         options=options,
         camera_topics=topics,
         compressed=compressed,
+        camera_timeout_s=float(get("camera_timeout_s")),
         camera_combine=combine,
         tile_layout=get("tile_layout"),
         selected_camera=get("selected_camera"),
@@ -379,10 +391,11 @@ def make_image_converter(
 ) -> tuple[ImageConverter, str]:
     """The function that turns one camera message into ``[H, W, 3]`` uint8 RGB, and its name for logs.
 
-    ``cosmos_ros.images`` handles the encodings cameras send to a policy (rgb8, bgr8, rgba8, bgra8, mono8,
-    jpeg/png) with exactly cv_bridge's results, with the same checks (step, size, pixel limit) on every path.
-    Where cv_bridge is importable it converts what ``cosmos_ros.images`` refuses as an unsupported raw
-    encoding (16-bit, Bayer, YUV, ...); the pixel limit is checked before it runs. A cv_bridge failure is a
+    ``cosmos_ros.images`` handles the encodings cameras send to a policy (``SUPPORTED_ENCODINGS``: 8-bit
+    RGB/BGR/mono, YUV 4:2:2 and NV12/NV21, 8-bit Bayer, mono16; jpeg/png/tiff/bmp/webp) with cv_bridge's
+    semantics, with the same checks (step, size, pixel limit) on every path. Where cv_bridge is importable it
+    converts what ``cosmos_ros.images`` refuses as an unsupported raw encoding (16-bit colour or Bayer, ...);
+    the pixel limit is checked before it runs. A cv_bridge failure is a
     rejection with reason ``encoding``, never an exception out of the callback.
 
     Args:
@@ -466,6 +479,9 @@ class PlannerNode(LifecycleNode):
         self._pub_diag: Any = None
         self._diag_timer: Any = None
         self._converters: dict[str, ImageConverter] = {}
+        self._camera_watch: CameraWatch | None = None  # silent camera topics (cosmos_ros.camera_watch)
+        self._camera_subs: dict[str, Any] = {}
+        self._camera_timer: Any = None
         self._camera_bad: dict[str, bool] = {}
         self._last_frames_pub_s = -math.inf
         self._last_diag_errors = 0
@@ -573,6 +589,8 @@ class PlannerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         assert self.worker is not None and self.frames is not None
         self.frames.clear()  # never plan on a frame that arrived before activation
+        if self._camera_watch is not None:
+            self._camera_watch.reset()
         self._active = True
         self.worker.set_active(True)
         self.get_logger().info(
@@ -617,6 +635,8 @@ class PlannerNode(LifecycleNode):
                 self.destroy_publisher(pub)
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
+        if self._camera_timer is not None:
+            self.destroy_timer(self._camera_timer)
         self._configured = False
         self._reset_resources()  # drops the runtime (model) reference
 
@@ -650,12 +670,35 @@ class PlannerNode(LifecycleNode):
             converter, how = make_image_converter(cfg.max_image_pixels, flags[topic])
             self._converters[topic] = converter
             msg_type = CompressedImage if flags[topic] else Image
-            self._subs.append(
-                self.create_subscription(
-                    msg_type, topic, lambda msg, t=topic: self._on_image(t, msg), qos_profile_sensor_data
-                )
+            sub = self.create_subscription(
+                msg_type, topic, lambda msg, t=topic: self._on_image(t, msg), qos_profile_sensor_data
             )
+            self._subs.append(sub)
+            self._camera_subs[topic] = sub
             self.get_logger().info(f"camera {topic!r}: {msg_type.__name__}, converted by {how}")
+        period = min(1.0, cfg.camera_timeout_s / 2)
+        watch = CameraWatchConfig(cfg.camera_timeout_s, repeat_s=cfg.log_throttle_s, max_step_s=2 * period)
+        self._camera_watch = CameraWatch(cfg.used_cameras, watch)
+        self._camera_timer = self.create_timer(period, self._check_cameras)
+
+    def _check_cameras(self) -> None:
+        """Timer: warn about camera topics without messages, with what the graph shows (see camera_watch)."""
+        if not self._active or self._camera_watch is None or self.config is None:
+            return
+        flags = dict(zip(self.config.camera_topics, self.config.compressed, strict=True))
+        for silence in self._camera_watch.tick(self.get_clock().now().nanoseconds / 1e9):
+            sub = self._camera_subs[silence.topic]
+            pubs = [
+                PublisherView(
+                    f"{i.node_namespace.rstrip('/')}/{i.node_name}",
+                    i.topic_type,
+                    i.qos_profile.reliability == QoSReliabilityPolicy.RELIABLE,
+                )
+                for i in self.get_publishers_info_by_topic(sub.topic_name)
+            ]
+            expected = f"sensor_msgs/msg/{sub.msg_type.__name__}"
+            named = dataclasses.replace(silence, topic=sub.topic_name)  # the resolved name, as remapped
+            self.get_logger().warning(describe_silence(named, pubs, expected, flags[silence.topic]))
 
     # ---- callbacks (executor thread; never wait for inference) ---------------------------------------------
     def _on_goal(self, msg: String) -> None:
@@ -685,6 +728,8 @@ class PlannerNode(LifecycleNode):
     def _on_image(self, topic: str, msg: Any) -> None:
         if not self._active or self.worker is None or self.frames is None:
             return
+        if self._camera_watch is not None:
+            self._camera_watch.arrived(topic)
         now = time.monotonic()
         try:
             rgb = self._converters[topic](msg)
@@ -819,8 +864,13 @@ class PlannerNode(LifecycleNode):
             values["frames_dropped_unsynced"] = fst.total_dropped
         values["frame_sets_dropped"] = counts.pop(FRAMES_DROPPED, 0)
         values.update(counts)
+        silent = self._camera_watch.silent() if self._camera_watch is not None and self._active else ()
+        values.update({f"camera_silent_s:{s.topic}": f"{s.silent_s:.1f}" for s in silent})
         st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        if errors > self._last_diag_errors:
+        if silent:
+            names = ", ".join(s.topic for s in silent)
+            st.level, st.message = DiagnosticStatus.WARN, f"no camera frames on {names} (see the log)"
+        elif errors > self._last_diag_errors:
             st.level, st.message = (
                 DiagnosticStatus.WARN,
                 f"{errors - self._last_diag_errors} new errors/rejections",

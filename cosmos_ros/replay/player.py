@@ -37,8 +37,14 @@ from rclpy.serialization import deserialize_message
 from cosmos_ros.replay.bag import Bag, normalize_topic
 from cosmos_ros.replay.errors import MissingTopicError, ReplayError
 from cosmos_ros.replay.recorder import BagRecorder
-from cosmos_ros.replay.schedule import PlayedTopic, ReplayOptions, build_schedule, plan_replay
-from cosmos_ros.replay.types import import_msg_class, split_type
+from cosmos_ros.replay.schedule import (
+    PlayedTopic,
+    ReplayOptions,
+    ScheduleCounts,
+    build_schedule,
+    plan_replay,
+)
+from cosmos_ros.replay.types import import_msg_class, split_type, why_not_importable
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,11 @@ class PlayReport:
         lockstep_wait_s: Wall time spent paused, in total.
         clock_steps: ``/clock`` grid steps (``Lockstep.clock_step_s``).
         tick_timeouts: Grid steps whose tick answer did not come within ``tick_timeout_s``.
+        expected: Messages the storage holds on the played topics (one pass).
+        left_out: Of those, messages the options leave out (offsets, throttle).
+        first_pass: Messages published in the first pass (all of them without ``loop``).
+        skipped: ``(bag topic, reason)`` of topics an all-topics replay left out.
+        warnings: Bag and topic-choice warnings (also printed by the CLI).
     """
 
     published: dict[str, int] = field(default_factory=dict)
@@ -199,6 +210,16 @@ class PlayReport:
     lockstep_wait_s: float = 0.0
     clock_steps: int = 0
     tick_timeouts: int = 0
+    expected: int = 0
+    left_out: int = 0
+    first_pass: int = 0
+    skipped: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> int:
+        """Messages of the selection neither played nor left out by an option (0 for a complete replay)."""
+        return max(0, self.expected - self.left_out - self.first_pass)
 
     def summary(self) -> str:
         lines = [
@@ -207,6 +228,12 @@ class PlayReport:
             + (" - stopped early" if self.stopped_early else "")
         ]
         lines += [f"  published {t}: {n}" for t, n in sorted(self.published.items())]
+        if self.missing:
+            why = " (stopped early)" if self.stopped_early else ""
+            lines.append(
+                f"  INCOMPLETE: played {self.first_pass} of the {self.expected} messages the selection holds "
+                f"({self.left_out} left out by options){why}"
+            )
         if self.unmatched:
             lines.append(f"  no subscriber: {', '.join(self.unmatched)}")
         if self.lockstep_pauses:
@@ -241,6 +268,16 @@ def _publisher_qos(p: PlayedTopic) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if p.transient_local else DurabilityPolicy.VOLATILE,
     )
+
+
+def _make_publisher(node: Any, cls: Any, p: PlayedTopic) -> Any:
+    try:
+        return node.create_publisher(cls, p.out_topic, _publisher_qos(p))
+    except Exception as exc:  # rclpy raises RCLError, e.g. the player's own /parameter_events of another type
+        raise ReplayError(
+            f"cannot publish bag topic {p.bag_topic!r} [{p.msgtype}] as {p.out_topic!r}: {exc}; leave it out "
+            f"with --topics or rename it with --remap"
+        ) from exc
 
 
 class _Session:
@@ -363,8 +400,9 @@ def play(
     stop = stop or threading.Event()
     lock = config.lockstep
     with Bag(bag_path) as bag:
-        played, timeline = plan_replay(bag.info, options)
-        classes = {p.out_topic: import_msg_class(p.msgtype) for p in played}  # UnknownTypeError up front
+        plan = plan_replay(bag.info, options, why_not_importable)  # UnknownTypeError etc. up front
+        played, timeline = plan.played, plan.timeline
+        classes = {p.out_topic: import_msg_class(p.msgtype) for p in played}
         if lock is not None and (missing := sorted(set(lock.trigger_topics) - set(classes))):
             raise ValueError(
                 f"lockstep trigger topic(s) {missing} are not among the played topics {sorted(classes)}"
@@ -377,16 +415,14 @@ def play(
         ctx = Context() if context is None else context
         if own_context:
             rclpy.init(args=[], context=ctx)  # never parse our CLI as ROS arguments (remaps!)
-        report = PlayReport()
+        report = PlayReport(expected=plan.expected, skipped=plan.skipped, warnings=plan.warnings)
+        counts = ScheduleCounts()
         recorder: BagRecorder | None = None
         session = None
         try:
             session = _Session(ctx, config)
             node = session.node
-            pubs = {
-                p.out_topic: node.create_publisher(classes[p.out_topic], p.out_topic, _publisher_qos(p))
-                for p in played
-            }
+            pubs = {p.out_topic: _make_publisher(node, classes[p.out_topic], p) for p in played}
             clock_pub = None
             if clock_cls is not None:
                 clock_pub = node.create_publisher(
@@ -467,7 +503,9 @@ def play(
                 return ok
 
             report.published = dict.fromkeys(pubs, 0)
-            schedule = build_schedule(lambda: bag.messages([p.bag_topic for p in played]), bag.info, options)
+            schedule = build_schedule(
+                lambda: bag.messages([p.bag_topic for p in played]), bag.info, options, counts, plan
+            )
             t0 = time.monotonic()
             limit = math.inf if config.duration_s is None else t0 + config.duration_s
             if lock is not None and lock.clock_step_s is not None:
@@ -486,7 +524,9 @@ def play(
                             report.stopped_early = True
                             break
                         if clock_pub is not None and now >= next_tick:
-                            publish_clock(timeline.sim_time_ns(now - t0))
+                            # Never past the next message: when playback runs late (a loaded CPU), a tick
+                            # would otherwise show a time the message is then published "before".
+                            publish_clock(min(timeline.sim_time_ns(now - t0), item.sim_time_ns))
                             next_tick += period * max(1, math.floor((now - next_tick) / period) + 1)
                         if now >= target:
                             break
@@ -499,6 +539,7 @@ def play(
                     seen = acks.count
                     pubs[item.topic].publish(item.data)
                     report.published[item.topic] += 1
+                    report.first_pass += item.loop_index == 0
                     if lock is not None and item.topic in lock.trigger_topics:
                         w0 = time.monotonic()
                         pause_for_ack(seen)
@@ -515,6 +556,7 @@ def play(
                             publish_clock(timeline.sim_time_ns(time.monotonic() - t0))
                         time.sleep(min(period, 0.05))
         finally:
+            report.left_out = counts.left_out
             if session is not None:
                 session.close()
             if recorder is not None:
@@ -587,6 +629,7 @@ def _play_stepped(
         seen = acks.count
         pubs[item.topic].publish(item.data)
         report.published[item.topic] += 1
+        report.first_pass += item.loop_index == 0
         last_ns = item.sim_time_ns
         if item.topic in lock.trigger_topics:
             if pause_for_ack(seen) and lock.tick_topic is not None:

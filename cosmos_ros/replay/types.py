@@ -42,24 +42,39 @@ def split_type(msgtype: str) -> tuple[str, str]:
     return m.group(1), m.group(3)
 
 
+_SRV_EVENT_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)/srv/([A-Za-z][A-Za-z0-9_]*_Event)$")
+
+
 def import_msg_class(msgtype: str) -> Any:
-    """The generated Python class of ``pkg/msg/Name`` (``from pkg.msg import Name``).
+    """The generated Python class of ``pkg/msg/Name`` (``from pkg.msg import Name``), or of a service event
+    ``pkg/srv/Name_Event`` (``from pkg.srv import Name_Event``; generated on Iron and later).
 
     Raises:
         UnknownTypeError: The package or the class cannot be imported; says which workspace to source.
     """
-    pkg, name = split_type(msgtype)
+    event = _SRV_EVENT_RE.match(msgtype)
+    pkg, name = (event.group(1), event.group(2)) if event else split_type(msgtype)
+    kind = "srv" if event else "msg"
     try:
-        module = importlib.import_module(f"{pkg}.msg")
+        module = importlib.import_module(f"{pkg}.{kind}")
     except ImportError as exc:
         raise UnknownTypeError(
-            f"message type {msgtype!r}: cannot import {pkg}.msg ({exc}); source the workspace that builds "
-            f"'{pkg}' (for cosmos_ros: `source scripts/env.sh` after scripts/setup.sh)"
+            f"message type {msgtype!r}: cannot import {pkg}.{kind} ({exc}); source the workspace that "
+            f"builds '{pkg}' (for cosmos_ros: `source scripts/env.sh` after scripts/setup.sh)"
         ) from exc
     cls = getattr(module, name, None)
     if cls is None:
-        raise UnknownTypeError(f"message type {msgtype!r}: {pkg}.msg has no class {name!r}")
+        raise UnknownTypeError(f"message type {msgtype!r}: {pkg}.{kind} has no class {name!r}")
     return cls
+
+
+def why_not_importable(msgtype: str) -> str | None:
+    """None if :func:`import_msg_class` finds the class, else its error message (a replay type check)."""
+    try:
+        import_msg_class(msgtype)
+    except UnknownTypeError as exc:
+        return str(exc)
+    return None
 
 
 def find_msg_file(msgtype: str) -> Path | None:

@@ -21,13 +21,15 @@ because this benchmark is about the planner's overhead, not the model. ``--model
 (e.g. the tiny model) behind the node instead; on a CPU-only machine its inference then competes with the
 callbacks for the CPU, which the table will show. Nothing here measures or implies planning quality.
 
-Usage: ``bench_planner_node [--seconds 10] [--rate 30] [--encoding rgb8] [--model-ms 200] [--model-dir DIR]``
+Usage: ``bench_planner_node [--seconds 10] [--rate 30] [--encoding rgb8] [--model-ms 200] [--model-dir DIR]
+[--dds-defaults | --profile shm16|udp|udp4m [--profile-planner-only]]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,37 @@ FASTDDS_LARGE_SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
   </participant>
 </profiles>
 """
+
+
+def _udp_only_profile(buffer_bytes: int | None) -> str:
+    """Fast DDS over UDPv4 only (what two hosts use), optionally with larger socket buffers (bounded by
+    ``net.core.rmem_max`` / ``wmem_max``)."""
+    sizes = (
+        f"<sendBufferSize>{buffer_bytes}</sendBufferSize><receiveBufferSize>{buffer_bytes}</receiveBufferSize>"
+        if buffer_bytes
+        else ""
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8" ?>
+<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
+  <transport_descriptors>
+    <transport_descriptor><transport_id>udp_only</transport_id><type>UDPv4</type>{sizes}</transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="cosmos_ros_bench_udp" is_default_profile="true">
+    <rtps>
+      <userTransports><transport_id>udp_only</transport_id></userTransports>
+      <useBuiltinTransports>false</useBuiltinTransports>
+    </rtps>
+  </participant>
+</profiles>
+"""
+
+
+# --profile choices: the transport settings compared in the README (delivery of 640x480 rgb8 at 30 Hz).
+PROFILES = {
+    "shm16": ("Fast DDS, 16 MiB shared-memory segment", FASTDDS_LARGE_SHM_PROFILE),
+    "udp": ("Fast DDS, UDPv4 only, default socket buffers", _udp_only_profile(None)),
+    "udp4m": ("Fast DDS, UDPv4 only, 4 MiB socket buffers", _udp_only_profile(4 * 1024 * 1024)),
+}
 
 STAGES = ("transport", "convert", "frames", "submit", "callback", "pickup", "queue", "prepare", "deliver")
 
@@ -207,6 +240,7 @@ def _make_bench_node(args: argparse.Namespace, times: StageTimes) -> Any:
     overrides = [
         Parameter("model_path", value=args.model_dir or "stand-in"),
         Parameter("camera_topics", value=["bench/image"]),
+        Parameter("compressed", value=bool(args.jpeg)),
         Parameter("max_plan_rate_hz", value=float(args.max_plan_rate_hz)),
         Parameter("num_inference_steps", value=int(args.steps)),
         Parameter("chunk_size", value=int(args.chunk)),
@@ -226,18 +260,28 @@ def _timed(fn: Any, stage: str, times: StageTimes) -> Any:
     return wrapper
 
 
-def run_publisher(seconds: float, rate: float, encoding: str, width: int, height: int) -> int:
-    """Child process: publish images at ``rate`` Hz with header.stamp = now (ROS clock = system time)."""
+def run_publisher(seconds: float, rate: float, encoding: str, width: int, height: int, jpeg: int = 0) -> int:
+    """Child process: publish images at ``rate`` Hz with header.stamp = now (ROS clock = system time).
+    With ``jpeg`` (a quality), CompressedImage of a smooth test scene instead (noise would not compress)."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
 
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    pub = node.create_publisher(Image, "bench/image", qos_profile_sensor_data)
+    pub = node.create_publisher(CompressedImage if jpeg else Image, "bench/image", qos_profile_sensor_data)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, height * width * channels, dtype=np.uint8).tobytes() for _ in range(4)]
+    if jpeg:
+        from cosmos_ros.images import rgb_to_compressed
+
+        y, x = np.mgrid[0:height, 0:width]
+        scenes = [
+            np.stack([x * 255 // width, y * 255 // height, np.full_like(x, 40 * k)], -1) for k in range(4)
+        ]
+        fmt, _ = rgb_to_compressed(scenes[0].astype(np.uint8), "jpeg", jpeg)
+        frames = [rgb_to_compressed(im.astype(np.uint8), "jpeg", jpeg)[1] for im in scenes]
     deadline = time.monotonic() + 30.0
     while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -246,9 +290,12 @@ def run_publisher(seconds: float, rate: float, encoding: str, width: int, height
     end = t_next + seconds
     k = 0
     while time.monotonic() < end:
-        msg = Image()
-        msg.height, msg.width, msg.encoding = height, width, encoding
-        msg.step = width * channels
+        if jpeg:
+            msg = CompressedImage(format=fmt)
+        else:
+            msg = Image()
+            msg.height, msg.width, msg.encoding = height, width, encoding
+            msg.step = width * channels
         msg.data = frames[k % len(frames)]
         msg.header.frame_id = "bench_camera"
         msg.header.stamp = node.get_clock().now().to_msg()
@@ -279,10 +326,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep Fast DDS' default transports (no large shared-memory segment: most 640x480 frames lost)",
     )
+    ap.add_argument(
+        "--profile",
+        choices=tuple(PROFILES),
+        default="shm16",
+        help="Fast DDS profile written for both processes (unless FASTDDS_DEFAULT_PROFILES_FILE is set)",
+    )
+    ap.add_argument(
+        "--profile-planner-only",
+        action="store_true",
+        help="give the profile to the planner only; the camera (publisher) process keeps Fast DDS defaults",
+    )
+    ap.add_argument(
+        "--jpeg", type=int, default=0, metavar="QUALITY", help="send CompressedImage (jpeg) instead of raw"
+    )
     ap.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.publisher:
-        return run_publisher(args.seconds, args.rate, args.encoding, args.width, args.height)
+        return run_publisher(args.seconds, args.rate, args.encoding, args.width, args.height, args.jpeg)
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -295,12 +356,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     transport = "Fast DDS defaults" if args.dds_defaults else "user's Fast DDS profile"
+    child_env = dict(os.environ)
     if not args.dds_defaults and "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        transport, xml = PROFILES[args.profile]
         fd, xml_path = tempfile.mkstemp(prefix="cosmos_ros_bench_fastdds_", suffix=".xml")
         with os.fdopen(fd, "w") as f:
-            f.write(FASTDDS_LARGE_SHM_PROFILE)
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = xml_path  # this process and the publisher child
-        transport = "Fast DDS, 16 MiB shared-memory segment"
+            f.write(xml)
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = xml_path  # this process (and the publisher child)
+        if args.profile_planner_only:
+            transport += " (planner only; publisher on defaults)"
+        else:
+            child_env["FASTDDS_DEFAULT_PROFILES_FILE"] = xml_path
     rmw = os.environ.get("RMW_IMPLEMENTATION", "default rmw")
     rclpy.init()
     times = StageTimes()
@@ -312,10 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     node._on_goal(String(data="benchmark goal"))  # the goal callback, called directly: no race with frames
-    cmd = [sys.executable, "-m", "cosmos_ros.tools.bench_planner_node", "--publisher"]
+    # Two "hosts": e.g. COSMOS_ROS_BENCH_PUBLISHER_PREFIX="ip netns exec cam" runs the camera in another
+    # network namespace (with ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET and --profile udp: DDS crosses a veth).
+    prefix = shlex.split(os.environ.get("COSMOS_ROS_BENCH_PUBLISHER_PREFIX", ""))
+    cmd = [*prefix, sys.executable, "-m", "cosmos_ros.tools.bench_planner_node", "--publisher"]
     cmd += ["--seconds", str(args.seconds), "--rate", str(args.rate), "--encoding", args.encoding]
-    cmd += ["--width", str(args.width), "--height", str(args.height)]
-    child = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+    cmd += ["--width", str(args.width), "--height", str(args.height), "--jpeg", str(args.jpeg)]
+    child = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + args.seconds + 60.0
         while child.poll() is None and time.monotonic() < deadline:
@@ -332,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     fstats = node.frames.stats() if node.frames is not None else None
     model = args.model_dir or f"stand-in backend sleeping {args.model_ms:.0f} ms (no CPU)"
     print(
-        f"\nplanner overhead per image: {args.width}x{args.height} {args.encoding} at {args.rate:g} Hz for "
+        f"\nplanner overhead per image: {args.width}x{args.height} "
+        f"{f'jpeg (quality {args.jpeg})' if args.jpeg else args.encoding} at {args.rate:g} Hz for "
         f"{args.seconds:g} s over DDS (domain {domain}, {rmw}, {transport}); model: {model}"
     )
     print(

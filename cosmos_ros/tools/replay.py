@@ -7,7 +7,10 @@ Examples::
         --clock --record out.mcap --record-topics /cosmos/plan:cosmos_ros/msg/ActionSequence
 
 (or ``python -m cosmos_ros.tools.replay ...``). Exit codes: 0 done, 2 bad arguments or bag (the message says
-why), 130 interrupted.
+why), 3 played fewer messages than the selection holds (besides those the options leave out; a stop by
+``--duration`` is not counted; ``--allow-incomplete`` makes it 0), 130 interrupted.
+
+Warnings (metadata and storage disagree, topics skipped) go to stderr, on ``--dry-run`` as on a real run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from pathlib import Path
 from cosmos_ros.replay.bag import read_info
 from cosmos_ros.replay.errors import ReplayError
 from cosmos_ros.replay.schedule import ReplayOptions, parse_remap, plan_replay
+from cosmos_ros.replay.types import why_not_importable
+
+EXIT_INCOMPLETE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait for subscribers before playing",
     )
     p.add_argument("--duration", type=float, metavar="SEC", help="stop after SEC of playback")
-    p.add_argument("--dry-run", action="store_true", help="check topics/options against the bag, print, exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check topics, types and options against the bag as a real run does, print, exit",
+    )
+    p.add_argument(
+        "--include-service-events",
+        action="store_true",
+        help="with no --topics, also play service-event topics and /events/write_split (skipped by default)",
+    )
+    p.add_argument(
+        "--strict-types",
+        action="store_true",
+        help="with no --topics, fail on a topic whose type cannot be imported instead of skipping it",
+    )
+    p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="exit 0 even when fewer messages were played than the selection holds",
+    )
     return p
+
+
+def _warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"replay: warning: {line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,14 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop=args.loop,
             loop_gap_s=args.loop_gap,
             remap=tuple(parse_remap(r) for r in args.remap),
+            include_service_events=args.include_service_events,
+            strict_types=args.strict_types,
         )
         if args.record_topics and args.record is None:
             return fail("--record-topics needs --record OUT")
         if args.dry_run:
-            played, timeline = plan_replay(read_info(args.bag), options)
-            for t in played:
+            plan = plan_replay(read_info(args.bag), options, why_not_importable)
+            _warn(plan.warnings)
+            for t in plan.played:
                 print(f"{t.bag_topic} -> {t.out_topic} [{t.msgtype}]")
-            print(f"duration at rate {options.rate}: {timeline.play_time_s(timeline.end_ns):.3f} s")
+            print(f"{plan.expected} messages on the played topics")
+            print(f"duration at rate {options.rate}: {plan.timeline.play_time_s(plan.timeline.end_ns):.3f} s")
             return 0
         # rclpy only now: --list and --dry-run work without a ROS installation.
         from cosmos_ros.replay.player import PlayerConfig, play
@@ -109,7 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    _warn(report.warnings)
     print(report.summary())
+    if report.missing and not report.stopped_early and not args.allow_incomplete:
+        print(
+            f"replay: error: played {report.first_pass} of {report.expected} messages "
+            f"({report.left_out} left out by options); --allow-incomplete accepts this",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     return 0
 
 
