@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cosmos_ros.latency import StartDecision
+
 JobT = TypeVar("JobT")
 ResultT = TypeVar("ResultT")
 
@@ -36,6 +38,9 @@ RESULTS_DISCARDED = "results_discarded"  # inference finished after its goal was
 INFERENCES = "inferences"
 PLANS_DELIVERED = "plans_delivered"
 ERROR_HANDLER_FAILED = "error_handler_failed"  # on_error raised; the worker carries on regardless
+EARLY_STARTS = "early_starts"  # started before the rate limit allowed: the early trigger fired
+START_HELD = "start_held_polls"  # polls where the start policy held a pending job (chunk still long enough)
+START_POLICY_FAILED = "start_policy_failed"
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,11 @@ class InferenceWorker(Generic[JobT, ResultT]):
         config: Rate limit and polling.
         counters: Where counts go; pass the node's so diagnostics see one set.
         clock: Monotonic seconds; tests pass a fake.
+        start_policy: Optional ``() -> StartDecision`` asked before each start (the early trigger, see
+            ``cosmos_ros.latency.decide_start``): ``NOW`` starts without waiting for the rate limit, ``WAIT``
+            holds the pending job (re-asked every ``poll_period_s`` and on every submit), ``RATE_LIMITED``
+            is the behaviour without a policy. An exception in it counts as ``start_policy_failed`` and
+            falls back to ``RATE_LIMITED``.
     """
 
     def __init__(
@@ -212,7 +222,9 @@ class InferenceWorker(Generic[JobT, ResultT]):
         config: WorkerConfig | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
+        start_policy: Callable[[], StartDecision] | None = None,
     ) -> None:
+        self._start_policy = start_policy
         self._run = run
         self._on_result = on_result
         self._on_error = on_error
@@ -325,7 +337,14 @@ class InferenceWorker(Generic[JobT, ResultT]):
             self._cond.wait(timeout=self.config.poll_period_s)
             return None
         now = self._clock()
-        if now < st.next_start_s:
+        decision = self._ask_start_policy()
+        if decision is StartDecision.WAIT:
+            self.counters.add(START_HELD)
+            self._cond.wait(timeout=self.config.poll_period_s)
+            return None
+        if decision is StartDecision.NOW and now < st.next_start_s:
+            self.counters.add(EARLY_STARTS)
+        elif now < st.next_start_s:
             # Rate limit: sleep until the next start is allowed; newer frames may replace `pending` meanwhile.
             self._cond.wait(timeout=min(st.next_start_s - now, self.config.poll_period_s))
             return None
@@ -333,6 +352,15 @@ class InferenceWorker(Generic[JobT, ResultT]):
         st.busy = True
         st.next_start_s = now + self.config.min_period_s
         return pending, st.goal, st.epoch
+
+    def _ask_start_policy(self) -> StartDecision:
+        if self._start_policy is None:
+            return StartDecision.RATE_LIMITED
+        try:
+            return self._start_policy()
+        except Exception:  # a policy bug must not stop planning: fall back to the plain rate limit
+            self.counters.add(START_POLICY_FAILED)
+            return StartDecision.RATE_LIMITED
 
     def _loop(self) -> None:
         while True:
