@@ -82,7 +82,9 @@ class LatencyEstimator:
         if not (math.isfinite(latency_s) and latency_s >= 0.0):
             raise ValueError(f"latency_s must be a finite number >= 0, got {latency_s}")
         with self._lock:
-            self._mean = latency_s if self._count == 0 else self._mean + self._alpha * (latency_s - self._mean)
+            self._mean = (
+                latency_s if self._count == 0 else self._mean + self._alpha * (latency_s - self._mean)
+            )
             self._samples.append(latency_s)
             self._count += 1
 
@@ -162,8 +164,8 @@ def latency_warnings(
     """
     horizon = chunk_size * step_period_s
     remedies = (
-        "fewer num_inference_steps, a longer chunk (chunk_size, or a lower fps), FP8 weights where the backend "
-        "supports them, or a faster backend (backend: fast or tensorrt, or a faster device)"
+        "fewer num_inference_steps, a longer chunk (chunk_size, or a lower fps), FP8 weights where the "
+        "backend supports them, or a faster backend (backend: fast or tensorrt, or a faster device)"
     )
     out = []
     if expected_s > warn_fraction * horizon:
@@ -176,7 +178,8 @@ def latency_warnings(
     if staleness_limit_s is not None and expected_s > staleness_limit_s:
         out.append(
             f"expected plan latency {expected_s:.3f} s exceeds the safety node's staleness limit "
-            f"{staleness_limit_s:g} s (safety_staleness_limit_s): the safety node will reject plans as stale; "
+            f"{staleness_limit_s:g} s (safety_staleness_limit_s): the safety node will reject plans as "
+            f"stale; "
             f"use {remedies}, or raise staleness_limit_s in the limits file if that is safe for the robot"
         )
     return out
@@ -212,7 +215,9 @@ class TriggerConfig:
         if not (math.isfinite(self.chunk_size_threshold) and 0.0 <= self.chunk_size_threshold <= 1.0):
             raise ValueError(f"chunk_size_threshold must be in [0, 1], got {self.chunk_size_threshold}")
         if self.early_trigger_margin_steps < 0:
-            raise ValueError(f"early_trigger_margin_steps must be >= 0, got {self.early_trigger_margin_steps}")
+            raise ValueError(
+                f"early_trigger_margin_steps must be >= 0, got {self.early_trigger_margin_steps}"
+            )
 
 
 def trigger_steps(expected_latency_s: float, step_period_s: float, margin_steps: int) -> int:
@@ -237,9 +242,12 @@ def decide_start(
     left = chunk.steps_left(now_s)
     if left == 0:
         return StartDecision.RATE_LIMITED  # nothing executes any more: plan as soon as allowed
-    if config.early_trigger and expected_latency_s is not None:
-        if left <= trigger_steps(expected_latency_s, chunk.step_period_s, config.early_trigger_margin_steps):
-            return StartDecision.NOW
+    if (
+        config.early_trigger
+        and expected_latency_s is not None
+        and left <= trigger_steps(expected_latency_s, chunk.step_period_s, config.early_trigger_margin_steps)
+    ):
+        return StartDecision.NOW
     if left / chunk.num_steps <= config.chunk_size_threshold:
         return StartDecision.RATE_LIMITED
     return StartDecision.WAIT

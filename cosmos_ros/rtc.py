@@ -1,4 +1,4 @@
-"""Prefix conditioning (real-time chunking without gradients): which steps of the next chunk to pin, and how hard.
+"""Prefix conditioning (real-time chunking without gradients): which steps of the next chunk to pin, how hard.
 
 The next chunk is computed while the current one executes. Its first ``d`` steps are due before it can
 arrive, so the robot will execute the *current* chunk's values there whatever the model says; the model
@@ -115,7 +115,7 @@ class ExecutingChunk:
 
 
 def frozen_steps(arrival_s: float, t0_s: float, step_period_s: float, total: int) -> int:
-    """``d``: steps of the next chunk due before it arrives, ``ceil((arrival - t0) / period)`` in [0, total]."""
+    """``d``: steps of the next chunk due before it arrives: ``ceil((arrival - t0) / period)`` clamped."""
     d = math.ceil((arrival_s - t0_s) / step_period_s - 1e-9)
     return int(min(max(d, 0), total))
 

@@ -61,7 +61,9 @@ def test_estimator_rejects_impossible_samples(bad: float) -> None:
         LatencyEstimator().add(bad)
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"window": 1}, "window"), ({"ewma_alpha": 0.0}, "ewma_alpha")])
+@pytest.mark.parametrize(
+    ("kwargs", "field"), [({"window": 1}, "window"), ({"ewma_alpha": 0.0}, "ewma_alpha")]
+)
 def test_estimator_config_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         LatencyEstimator(**kwargs)

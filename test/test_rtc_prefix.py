@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosmos_ros.runtime.backend import ActionPrefix, PolicyRequest
 from cosmos_ros.rtc import ExecutingChunk, PrefixConfig, build_prefix, frozen_steps, prefix_weights
+from cosmos_ros.runtime.backend import ActionPrefix, PolicyRequest
 
 PERIOD = 1.0 / 15.0
 CHUNK = 16
@@ -24,7 +24,7 @@ AGREE_TOL = 1e-3
 DISAGREE_MIN = 0.5
 
 
-# ---- weights and targets (pure) -----------------------------------------------------------------------------
+# ---- weights and targets (pure) ----------------------------------------------------------------------
 @pytest.mark.parametrize("schedule", ["hard", "linear", "exp"])
 def test_weights_are_one_on_the_frozen_steps_and_zero_from_the_horizon(schedule: str) -> None:
     w = prefix_weights(d=3, end=10, total=CHUNK, schedule=schedule)
@@ -61,8 +61,14 @@ def test_frozen_steps_is_the_ceiling_of_the_delay_in_steps() -> None:
 def test_build_prefix_interpolates_the_executing_chunk_on_the_new_grid() -> None:
     raw = np.arange(8, dtype=np.float32).reshape(8, 1) * np.ones((1, 3), dtype=np.float32)  # row k = k
     current = ExecutingChunk(t0_s=1.0, step_period_s=0.1, raw_actions=raw)
-    pre = build_prefix(current, t0_s=1.25, step_period_s=0.1, total=8, arrival_s=1.5,
-                       config=PrefixConfig(execution_horizon=6, prefix_attention_schedule="linear"))
+    pre = build_prefix(
+        current,
+        t0_s=1.25,
+        step_period_s=0.1,
+        total=8,
+        arrival_s=1.5,
+        config=PrefixConfig(execution_horizon=6, prefix_attention_schedule="linear"),
+    )
     assert pre is not None
     assert pre.frozen_steps == 3
     np.testing.assert_allclose(pre.actions[:5, 0], [2.5, 3.5, 4.5, 5.5, 6.5], atol=1e-6)
@@ -92,11 +98,16 @@ def test_action_prefix_validates_itself() -> None:
         ActionPrefix(np.full((4, 2), np.nan, np.float32), np.ones(4, np.float32))
     img = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="prefix has 4 rows"):
-        PolicyRequest(image=img, prompt="p", domain_name="d", chunk_size=8,
-                      prefix=ActionPrefix(np.zeros((4, 2), np.float32), np.ones(4, np.float32)))
+        PolicyRequest(
+            image=img,
+            prompt="p",
+            domain_name="d",
+            chunk_size=8,
+            prefix=ActionPrefix(np.zeros((4, 2), np.float32), np.ones(4, np.float32)),
+        )
 
 
-# ---- the fast sampler, closed loop with an injected latency --------------------------------------------------
+# ---- the fast sampler, closed loop with an injected latency ----------------------------------------
 @pytest.fixture(scope="module")
 def fast_backend(tiny_model_dir: Path):
     pytest.importorskip("diffusers", reason="the fast backend runs on a loaded Cosmos 3 pipeline")
@@ -123,9 +134,15 @@ def _run_loop(backend, latency_fraction: float, conditioned: bool, schedule: str
         if current is not None:
             prefix = build_prefix(current, t0, PERIOD, CHUNK, start + latency, cfg)
             assert prefix is not None and prefix.frozen_steps >= 1
-        req = PolicyRequest(image=image, prompt="pick up the block", domain_name="robomind-franka",
-                            chunk_size=CHUNK, num_inference_steps=6, seed=k,
-                            prefix=prefix if conditioned else None)
+        req = PolicyRequest(
+            image=image,
+            prompt="pick up the block",
+            domain_name="robomind-franka",
+            chunk_size=CHUNK,
+            num_inference_steps=6,
+            seed=k,
+            prefix=prefix if conditioned else None,
+        )
         actions = backend.run(req).actions
         if current is not None:
             d = frozen_steps(start + latency, t0, PERIOD, CHUNK)
@@ -137,7 +154,9 @@ def _run_loop(backend, latency_fraction: float, conditioned: bool, schedule: str
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5])
-def test_consecutive_chunks_agree_on_the_executed_prefix_only_when_conditioned(fast_backend, fraction) -> None:
+def test_consecutive_chunks_agree_on_the_executed_prefix_only_when_conditioned(
+    fast_backend, fraction
+) -> None:
     on = _run_loop(fast_backend, fraction, conditioned=True)
     off = _run_loop(fast_backend, fraction, conditioned=False)
     assert max(on) < AGREE_TOL, on
@@ -156,8 +175,14 @@ def test_soft_steps_move_toward_the_previous_chunk(fast_backend) -> None:
     kw = dict(prompt="p", domain_name="robomind-franka", chunk_size=CHUNK, num_inference_steps=6)
     first = fast_backend.run(PolicyRequest(image=img1, seed=0, **kw)).actions
     current = ExecutingChunk(0.0, PERIOD, first)
-    pre = build_prefix(current, 0.2, PERIOD, CHUNK, 0.4, PrefixConfig(execution_horizon=12,
-                                                                       prefix_attention_schedule="linear"))
+    pre = build_prefix(
+        current,
+        0.2,
+        PERIOD,
+        CHUNK,
+        0.4,
+        PrefixConfig(execution_horizon=12, prefix_attention_schedule="linear"),
+    )
     assert pre is not None
     soft = slice(pre.frozen_steps, 10)
     on = fast_backend.run(PolicyRequest(image=img2, seed=1, prefix=pre, **kw)).actions
@@ -171,8 +196,16 @@ def test_prefix_with_the_wrong_width_is_rejected(fast_backend) -> None:
     img = np.zeros((48, 64, 3), np.uint8)
     pre = ActionPrefix(np.zeros((CHUNK, 3), np.float32), np.ones(CHUNK, np.float32))
     with pytest.raises(ValueError, match="action columns"):
-        fast_backend.run(PolicyRequest(image=img, prompt="p", domain_name="robomind-franka",
-                                       chunk_size=CHUNK, num_inference_steps=2, prefix=pre))
+        fast_backend.run(
+            PolicyRequest(
+                image=img,
+                prompt="p",
+                domain_name="robomind-franka",
+                chunk_size=CHUNK,
+                num_inference_steps=2,
+                prefix=pre,
+            )
+        )
 
 
 def test_the_reference_backend_refuses_a_prefix_it_cannot_apply(tiny_model_dir: Path) -> None:
@@ -180,10 +213,17 @@ def test_the_reference_backend_refuses_a_prefix_it_cannot_apply(tiny_model_dir: 
     from cosmos_ros.runtime.diffusers_backend import DiffusersPolicyBackend
     from cosmos_ros.runtime.loader import load_pipeline
 
-    backend = DiffusersPolicyBackend(load_pipeline(tiny_model_dir, device="cpu", dtype="float32",
-                                                   required_width=10))
+    backend = DiffusersPolicyBackend(
+        load_pipeline(tiny_model_dir, device="cpu", dtype="float32", required_width=10)
+    )
     pre = ActionPrefix(np.zeros((4, 10), np.float32), np.ones(4, np.float32))
-    req = PolicyRequest(image=np.zeros((48, 64, 3), np.uint8), prompt="p", domain_name="robomind-franka",
-                        chunk_size=4, num_inference_steps=1, prefix=pre)
+    req = PolicyRequest(
+        image=np.zeros((48, 64, 3), np.uint8),
+        prompt="p",
+        domain_name="robomind-franka",
+        chunk_size=4,
+        num_inference_steps=1,
+        prefix=pre,
+    )
     with pytest.raises(ValueError, match="fast"):
         backend.run(req)

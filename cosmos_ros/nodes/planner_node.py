@@ -68,9 +68,18 @@ from cosmos_ros.inference_worker import (
     WorkerConfig,
     WorkTiming,
 )
+from cosmos_ros.latency import (
+    ChunkTiming,
+    LatencyEstimator,
+    StartDecision,
+    TriggerConfig,
+    decide_start,
+    latency_warnings,
+)
 from cosmos_ros.msg import ActionSequence
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
@@ -90,6 +99,8 @@ MODEL_ERROR = "model_error"
 PUBLISH_ERROR = "publish_error"
 TILE_ERROR = "tile_error"
 PLANS_PUBLISHED = "plans_published"
+PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
+PREFIX_BACKENDS = ("fast", "tensorrt")  # backends whose sampler applies an ActionPrefix
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -127,6 +138,11 @@ class PlannerConfig:
     publish_diagnostics: bool = True
     diagnostics_period_s: float = 1.0
     log_throttle_s: float = 5.0
+    warmup: bool = True
+    latency_warn_fraction: float = 0.5
+    safety_staleness_limit_s: float = 0.5
+    trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
+    prefix: PrefixConfig | None = None  # None: prefix conditioning off
 
     def __post_init__(self) -> None:
         if not self.model_path:
@@ -185,6 +201,16 @@ class PlannerConfig:
             raise ValueError("frame_id must be non-empty when set (leave it unset to use the profile's)")
         if not self.goal_topic:
             raise ValueError("goal_topic must be non-empty")
+        if not (math.isfinite(self.latency_warn_fraction) and 0 < self.latency_warn_fraction <= 1):
+            raise ValueError(f"latency_warn_fraction must be in (0, 1], got {self.latency_warn_fraction}")
+        if not (math.isfinite(self.safety_staleness_limit_s) and self.safety_staleness_limit_s > 0):
+            raise ValueError(f"safety_staleness_limit_s must be > 0, got {self.safety_staleness_limit_s}")
+        if self.prefix is not None and self.backend not in PREFIX_BACKENDS:
+            raise ValueError(
+                f"prefix_conditioning needs backend one of {PREFIX_BACKENDS}, got {self.backend!r} "
+                "(the stock "
+                "pipeline's step callback cannot reach its action latents)"
+            )
 
     @property
     def tiles_views(self) -> bool:
@@ -301,6 +327,76 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
     "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
     "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
+    # ---- real-time execution (README "Real-time execution (latency-aware chunking)") ----
+    "warmup": (
+        True,
+        describe(
+            "Run one inference on a grey frame at configure, so the first real plan does not pay first-call "
+            "costs (lazy init, compile, CUDA graph capture); its time is checked against the chunk horizon"
+        ),
+    ),
+    "latency_warn_fraction": (
+        0.5,
+        describe(
+            "Warn when the expected plan latency exceeds this fraction of the chunk horizon "
+            "(chunk_size / fps); above 0.5 back-to-back plans cannot keep the robot covered",
+            float_range=(0.01, 1.0),
+        ),
+    ),
+    "safety_staleness_limit_s": (
+        0.5,
+        describe(
+            "The safety node's staleness_limit_s (s), for the latency warnings only: set it to the value in "
+            "the safety limits file; the safety node enforces its own",
+            float_range=(0.001, 3600.0),
+        ),
+    ),
+    "early_trigger": (
+        True,
+        describe(
+            "Start the next inference without waiting for max_plan_rate_hz once the executing plan has no "
+            "more steps left than the expected latency (p95) covers, plus early_trigger_margin_steps"
+        ),
+    ),
+    "early_trigger_margin_steps": (
+        1,
+        describe("Steps added to the expected latency by the early trigger", int_range=(0, 1000, 1)),
+    ),
+    "chunk_size_threshold": (
+        1.0,
+        describe(
+            "lerobot async inference semantics: a new inference may start (under max_plan_rate_hz) only when "
+            "steps left / chunk_size <= this; 1.0 = whenever the rate limit allows",
+            float_range=(0.0, 1.0),
+        ),
+    ),
+    "prefix_conditioning": (
+        False,
+        describe(
+            "Real-time chunking without gradients: pin the next plan's first d steps (d = ceil(expected "
+            "latency / step period)) to the executing plan, soft mask after (backend fast or tensorrt)"
+        ),
+    ),
+    "execution_horizon": (
+        8,
+        describe(
+            "Prefix conditioning: step index where the soft mask reaches 0 (lerobot RTCConfig meaning); "
+            "clamped to chunk_size, raised to d",
+            int_range=(1, 512, 1),
+        ),
+    ),
+    "prefix_attention_schedule": (
+        "exp",
+        describe("Prefix conditioning: soft mask after the first d steps", choices=PREFIX_SCHEDULES),
+    ),
+    "prefix_strength": (
+        1.0,
+        describe(
+            "Prefix conditioning: scale of all prefix weights (this package's counterpart of lerobot's "
+            "max_guidance_weight; 1.0 reproduces the executed steps exactly)",
+            float_range=(0.01, 1.0),
+        ),
+    ),
     "log_throttle_s": (
         5.0,
         describe(
@@ -365,6 +461,21 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         publish_diagnostics=get("publish_diagnostics"),
         diagnostics_period_s=float(get("diagnostics_period_s")),
         log_throttle_s=float(get("log_throttle_s")),
+        warmup=get("warmup"),
+        latency_warn_fraction=float(get("latency_warn_fraction")),
+        safety_staleness_limit_s=float(get("safety_staleness_limit_s")),
+        trigger=TriggerConfig(
+            early_trigger=get("early_trigger"),
+            chunk_size_threshold=float(get("chunk_size_threshold")),
+            early_trigger_margin_steps=get("early_trigger_margin_steps"),
+        ),
+        prefix=PrefixConfig(
+            execution_horizon=get("execution_horizon"),
+            prefix_attention_schedule=get("prefix_attention_schedule"),
+            prefix_strength=float(get("prefix_strength")),
+        )
+        if get("prefix_conditioning")
+        else None,
     )
 
 
@@ -438,6 +549,16 @@ class _Job:
     frame_set: FrameSet
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A finished inference and the node-clock facts about it that the delivered plan reports."""
+
+    result: Any
+    started_node_s: float
+    expected_latency_s: float | None
+    prefix_steps: int
+
+
 class PlannerNode(LifecycleNode):
     """See the module docstring. Construct, then drive the lifecycle (``main`` does with ``autostart``)."""
 
@@ -448,6 +569,10 @@ class PlannerNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counters = Counters()
         self.plan_window = RateWindow(size=20)
+        # Inference latency on the node clock (sim time under use_sim_time), start -> result: what the early
+        # trigger and the prefix size plan for. Kept across reconfigure on purpose: the hardware did not
+        # change.
+        self.latency = LatencyEstimator(window=20)
         self._next_plan_id = 1  # never reset: ids must increase across reconfigure (safety node checks)
         self._configured = False
         self._active = False
@@ -469,6 +594,10 @@ class PlannerNode(LifecycleNode):
         self._camera_bad: dict[str, bool] = {}
         self._last_frames_pub_s = -math.inf
         self._last_diag_errors = 0
+        # The newest published plan, as the early trigger and prefix conditioning see it; replaced (never
+        # mutated) by the worker thread, read by it too, so one reference swap is enough.
+        self._executing: tuple[ChunkTiming, ExecutingChunk] | None = None
+        self.warmup_latency_s: float | None = None
 
     # ---- parameters --------------------------------------------------------------------------------------
     def _get_param(self, name: str) -> Any:
@@ -532,6 +661,14 @@ class PlannerNode(LifecycleNode):
             log.warning("this is a tiny random-weight test model: its plans mean nothing")
         if cfg.options.decode_video is False and cfg.publish_predicted_frames:
             log.warning("publish_predicted_frames is on but decode_video is off: no frames will be published")
+        if cfg.prefix is not None and getattr(profile, "semantics", "absolute") != "absolute":
+            log.error(
+                f"configure failed: prefix_conditioning needs an absolute action space; {profile.name!r} is "
+                "a delta profile, whose normalised actions depend on the reference state"
+            )
+            return TransitionCallbackReturn.FAILURE
+        if cfg.warmup and not self._warm_up(runtime, cfg):
+            return TransitionCallbackReturn.FAILURE
 
         self.config = cfg
         self.runtime = runtime
@@ -548,10 +685,51 @@ class PlannerNode(LifecycleNode):
             self._on_worker_error,
             WorkerConfig(max_plan_rate_hz=cfg.max_plan_rate_hz),
             counters=self.counters,
+            start_policy=self._start_decision,
         )
         self.worker.start()
         self._configured = True
         return TransitionCallbackReturn.SUCCESS
+
+    def _warm_up(self, runtime: Any, cfg: PlannerConfig) -> bool:
+        """One inference on a grey frame (the ``warmup`` parameter); False (logged) if the model fails.
+
+        Why: the first call pays one-off costs (lazy initialisation, kernel selection, the fast backend's
+        compile and CUDA graph capture) that would make the first real plan arrive stale. Its wall time is
+        also the first latency figure the configure-time check can use; it is an upper estimate (it includes
+        those costs), so it is logged, not fed to the latency estimator.
+        """
+        log = self.get_logger()
+        grey = np.full((480, 640, 3), 128, dtype=np.uint8)
+        t0 = time.perf_counter()
+        try:
+            runtime.plan(grey, "warm-up")
+        except Exception as exc:
+            log.error(f"configure failed: the warm-up inference failed: {type(exc).__name__}: {exc}")
+            return False
+        self.warmup_latency_s = time.perf_counter() - t0
+        period = 1.0 / (cfg.options.fps or runtime.profile.action_rate_hz)
+        log.info(f"warm-up inference: {self.warmup_latency_s:.3f} s (wall clock, includes first-call costs)")
+        for text in latency_warnings(
+            self.warmup_latency_s,
+            cfg.options.chunk_size,
+            period,
+            cfg.latency_warn_fraction,
+            cfg.safety_staleness_limit_s,
+        ):
+            log.warning(f"at configure: {text}")
+        return True
+
+    def _node_now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _start_decision(self) -> StartDecision:
+        """The worker's start policy: the early trigger on the node clock (cosmos_ros.latency)."""
+        cfg, executing = self.config, self._executing
+        if cfg is None:
+            return StartDecision.RATE_LIMITED
+        timing = executing[0] if executing is not None else None
+        return decide_start(self._node_now(), timing, self.latency.expected_s(), cfg.trigger)
 
     def _make_runtime(self, cfg: PlannerConfig) -> Any:
         """Load the policy (``PolicyRuntime.from_config``); raises with the loader's message on failure.
@@ -717,7 +895,23 @@ class PlannerNode(LifecycleNode):
         runtime = self.runtime
         if cfg is None or runtime is None:
             raise RuntimeError("planner is not configured")
-        return runtime.plan(self._prepare_image(job, cfg), goal)
+        image = self._prepare_image(job, cfg)
+        started = self._node_now()
+        expected = self.latency.expected_s()
+        prefix = self._prefix_for(job, cfg, runtime, started, expected)
+        result = runtime.plan(image, goal, prefix=prefix)
+        return _Outcome(result, started, expected, prefix.frozen_steps if prefix is not None else 0)
+
+    def _prefix_for(
+        self, job: _Job, cfg: PlannerConfig, runtime: Any, started: float, expected: float | None
+    ) -> Any:
+        """The prefix of the next plan (``cosmos_ros.rtc``), or None when off, unmeasured or no overlap."""
+        executing = self._executing
+        if cfg.prefix is None or executing is None or expected is None:
+            return None
+        period = 1.0 / (cfg.options.fps or runtime.profile.action_rate_hz)
+        t0 = job.frame_set.newest_stamp_s + runtime.profile.action_delay_s
+        return build_prefix(executing[1], t0, period, cfg.options.chunk_size, started + expected, cfg.prefix)
 
     def _prepare_image(self, job: _Job, cfg: PlannerConfig) -> np.ndarray:
         """The conditioning image of a frame set: tiled (or selected), writable."""
@@ -729,27 +923,54 @@ class PlannerNode(LifecycleNode):
             image = image.copy()  # torch warns on (and may not take) read-only views of message buffers
         return image
 
-    def _deliver(self, job: _Job, goal: str, result: Any, timing: WorkTiming) -> None:
+    def _deliver(self, job: _Job, goal: str, outcome: _Outcome, timing: WorkTiming) -> None:
         cfg = self.config
         assert cfg is not None and self._pub_plan is not None
-        fs = job.frame_set
+        fs, result = job.frame_set, outcome.result
+        now = self._node_now()
+        self.latency.add(max(0.0, now - outcome.started_node_s))
+        stats = self.latency.stats()
         plan = result.to_plan(
             plan_id=self._next_plan_id,
             stamp_s=fs.newest_stamp_s,
             queue_time_s=timing.started_s - fs.newest_received_s,
         )
-        plan = dataclasses.replace(plan, inference_time_s=timing.inference_time_s)
+        plan = dataclasses.replace(
+            plan,
+            inference_time_s=timing.inference_time_s,
+            expected_latency_s=outcome.expected_latency_s or 0.0,
+            latency_p95_s=stats.p95_s,
+            prefix_steps=outcome.prefix_steps,
+        )
         if cfg.frame_id is not None:
             plan = dataclasses.replace(plan, frame_id=cfg.frame_id)
         msg = plan_to_msg(plan)
         self._pub_plan.publish(msg)
         self._next_plan_id += 1
+        self._after_publish(plan, now, stats.p95_s)
         self.counters.add(PLANS_PUBLISHED)
         self.plan_window.add(timing.finished_s, timing.inference_time_s)
         if self._pub_path is not None:
             self._publish_path(plan, msg)
         if self._pub_frames is not None and result.video is not None:
             self._publish_frames(plan, result.video, timing.finished_s)
+
+    def _after_publish(self, plan: Any, now: float, p95_s: float) -> None:
+        """Remember the plan for the trigger and the next prefix; count and explain plans that came late."""
+        cfg = self.config
+        assert cfg is not None
+        timing = ChunkTiming(plan.t0_s, plan.step_period_s, plan.num_steps)
+        raw = plan.raw_actions if plan.raw_actions is not None else np.zeros((plan.num_steps, 1), np.float32)
+        self._executing = (timing, ExecutingChunk(plan.t0_s, plan.step_period_s, np.asarray(raw)))
+        if timing.steps_left(now) == 0:
+            self.counters.add(PLANS_LATE)
+            self._log_throttled(
+                PLANS_LATE,
+                f"plan {plan.plan_id} published {now - plan.stamp_s:.3f} s after its frame: all "
+                f"{plan.num_steps} steps are already past (the safety node will reject it)",
+            )
+        for text in latency_warnings(p95_s, plan.num_steps, plan.step_period_s, cfg.latency_warn_fraction):
+            self._log_throttled("latency_budget", text)
 
     def _on_worker_error(self, stage: str, job: _Job, exc: BaseException) -> None:
         if isinstance(exc, _TileError):
@@ -810,6 +1031,7 @@ class PlannerNode(LifecycleNode):
             "plan_rate_hz": f"{self.plan_window.rate_hz(now):.3f}",
             "inference_time_last_s": f"{self.plan_window.last_duration_s():.4f}",
             "inference_time_mean_s": f"{self.plan_window.mean_duration_s():.4f}",
+            **self._latency_values(),
             "next_plan_id": self._next_plan_id,
             "errors_total": errors,
         }
@@ -831,6 +1053,19 @@ class PlannerNode(LifecycleNode):
             st.level, st.message = DiagnosticStatus.OK, "planning" if values["goal"] else "idle (no goal)"
         self._last_diag_errors = errors
         return st
+
+    def _latency_values(self) -> dict[str, str]:
+        """Latency accounting for /diagnostics (node clock, s)."""
+        st = self.latency.stats()
+        warm = self.warmup_latency_s
+        return {
+            "latency_samples": str(st.count),
+            "latency_last_s": f"{st.last_s:.4f}",
+            "latency_mean_s": f"{st.mean_s:.4f}",
+            "latency_p95_s": f"{st.p95_s:.4f}",
+            "latency_max_s": f"{st.max_s:.4f}",
+            "warmup_latency_s": "" if warm is None else f"{warm:.4f}",
+        }
 
     def _publish_diagnostics(self) -> None:
         if self._pub_diag is None:

@@ -27,7 +27,7 @@ class ActionPrefix:
 
     Attributes:
         actions: ``[chunk_size, raw_width]`` float32 targets in the model's normalised action space.
-        weights: ``[chunk_size]`` float32 per-step strengths in [0, 1]; 1 = follow the target exactly, 0 = free.
+        weights: ``[chunk_size]`` float32 per-step strengths in [0, 1]; 1 = follow the target, 0 = free.
         frozen_steps: ``d``, the number of leading steps due before the new chunk can arrive (for reporting).
     """
 
@@ -40,7 +40,9 @@ class ActionPrefix:
         if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype != np.float32:
             raise ValueError(f"prefix actions must be a [T, W] float32 array, got {getattr(a, 'shape', a)!r}")
         if not isinstance(w, np.ndarray) or w.shape != (a.shape[0],) or w.dtype != np.float32:
-            raise ValueError(f"prefix weights must be a [{a.shape[0]}] float32 array, got {getattr(w, 'shape', w)}")
+            raise ValueError(
+                f"prefix weights must be a [{a.shape[0]}] float32 array, got {getattr(w, 'shape', w)}"
+            )
         if not (np.all(np.isfinite(a)) and np.all(np.isfinite(w))):
             raise ValueError("prefix actions and weights must be finite")
         if np.any(w < 0) or np.any(w > 1):
