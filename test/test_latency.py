@@ -232,3 +232,46 @@ def test_a_failing_start_policy_falls_back_to_the_rate_limit() -> None:
         assert worker.counters.get("start_policy_failed") >= 1
     finally:
         worker.stop()
+
+
+# ---- the safety node keeps authority over prefix-conditioned plans -----------------------------------------
+def test_a_prefix_conditioned_plan_is_checked_clamped_and_scheduled_like_any_other() -> None:
+    """The latency fields are information only: same decision, same clamp, same timing with or without them."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cosmos_ros.plan import Plan
+    from cosmos_ros.safety import SafetySupervisor, load_limits
+
+    limits = load_limits(Path(__file__).resolve().parents[1] / "config" / "limits" / "arm7_joints.yaml")
+    home = np.array([0.0, 0.0, 0.0, -1.5, 0.0, 1.5, 0.0, 0.04])
+    values = np.tile(home, (16, 1))
+    values[:, 0] = np.linspace(0.0, 9.0, 16)  # far outside joint 1's bounds: must be clamped
+    outcomes = []
+    for extra in ({}, {"prefix_steps": 5, "expected_latency_s": 0.3, "latency_p95_s": 0.3}):
+        sup = SafetySupervisor(limits)
+        sup.activate(0.0)
+        assert sup.set_measured(home, 0.0)
+        assert sup.tick(0.0) is not None
+        plan = Plan(
+            plan_id=1,
+            stamp_s=0.0,
+            t0_s=0.05,
+            step_period_s=0.1,
+            axis_names=limits.axis_names,
+            values=values,
+            frame_id=limits.frame_id,
+            action_space=limits.action_space,
+            **extra,
+        )
+        decision = sup.push(plan, 0.1)
+        ticks = [sup.tick(0.1 + k * 0.01) for k in range(50)]
+        outcomes.append((decision, [None if t is None else np.asarray(t.positions).copy() for t in ticks]))
+    (plain, plain_ticks), (pinned, pinned_ticks) = outcomes
+    assert plain.decision == pinned.decision and pinned.decision.name == "CLAMPED"
+    assert plain.steps_skipped == pinned.steps_skipped == 1  # step 0 (t0 = 0.05) is before now = 0.1
+    for a, b in zip(plain_ticks, pinned_ticks, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)

@@ -129,6 +129,11 @@ class PlannerConfig:
     stamp_tolerance_s: float = 0.05
     goal_topic: str = "goal"
     max_plan_rate_hz: float = 2.0
+    warmup: bool = True
+    latency_warn_fraction: float = 0.5
+    safety_staleness_limit_s: float = 0.5
+    trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
+    prefix: PrefixConfig | None = None  # None: prefix conditioning off
     max_image_pixels: int = 3840 * 2160
     max_goal_length: int = 2000
     frame_id: str | None = None
@@ -138,11 +143,6 @@ class PlannerConfig:
     publish_diagnostics: bool = True
     diagnostics_period_s: float = 1.0
     log_throttle_s: float = 5.0
-    warmup: bool = True
-    latency_warn_fraction: float = 0.5
-    safety_staleness_limit_s: float = 0.5
-    trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
-    prefix: PrefixConfig | None = None  # None: prefix conditioning off
 
     def __post_init__(self) -> None:
         if not self.model_path:
@@ -305,28 +305,6 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         2.0,
         describe("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
     ),
-    "max_image_pixels": (
-        3840 * 2160,
-        describe(
-            "Images with more pixels are rejected (protects memory and latency)", int_range=(4, 1 << 28, 1)
-        ),
-    ),
-    "max_goal_length": (
-        2000,
-        describe("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
-    ),
-    "frame_id": (
-        Parameter.Type.STRING,
-        describe("Override of the profile's frame_id for published plans. Unset: the profile's"),
-    ),
-    "publish_predicted_frames": (False, describe("Publish ~/predicted_frames (needs decode_video)")),
-    "predicted_frames_max_rate_hz": (
-        1.0,
-        describe("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
-    ),
-    "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
-    "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
-    "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
     # ---- real-time execution (README "Real-time execution (latency-aware chunking)") ----
     "warmup": (
         True,
@@ -397,6 +375,28 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
             float_range=(0.01, 1.0),
         ),
     ),
+    "max_image_pixels": (
+        3840 * 2160,
+        describe(
+            "Images with more pixels are rejected (protects memory and latency)", int_range=(4, 1 << 28, 1)
+        ),
+    ),
+    "max_goal_length": (
+        2000,
+        describe("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
+    ),
+    "frame_id": (
+        Parameter.Type.STRING,
+        describe("Override of the profile's frame_id for published plans. Unset: the profile's"),
+    ),
+    "publish_predicted_frames": (False, describe("Publish ~/predicted_frames (needs decode_video)")),
+    "predicted_frames_max_rate_hz": (
+        1.0,
+        describe("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
+    ),
+    "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
+    "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
+    "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
     "log_throttle_s": (
         5.0,
         describe(
@@ -452,15 +452,6 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         stamp_tolerance_s=float(get("stamp_tolerance_s")),
         goal_topic=get("goal_topic"),
         max_plan_rate_hz=float(get("max_plan_rate_hz")),
-        max_image_pixels=get("max_image_pixels"),
-        max_goal_length=get("max_goal_length"),
-        frame_id=get("frame_id"),
-        publish_predicted_frames=get("publish_predicted_frames"),
-        predicted_frames_max_rate_hz=float(get("predicted_frames_max_rate_hz")),
-        publish_ee_path=get("publish_ee_path"),
-        publish_diagnostics=get("publish_diagnostics"),
-        diagnostics_period_s=float(get("diagnostics_period_s")),
-        log_throttle_s=float(get("log_throttle_s")),
         warmup=get("warmup"),
         latency_warn_fraction=float(get("latency_warn_fraction")),
         safety_staleness_limit_s=float(get("safety_staleness_limit_s")),
@@ -476,6 +467,15 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         )
         if get("prefix_conditioning")
         else None,
+        max_image_pixels=get("max_image_pixels"),
+        max_goal_length=get("max_goal_length"),
+        frame_id=get("frame_id"),
+        publish_predicted_frames=get("publish_predicted_frames"),
+        predicted_frames_max_rate_hz=float(get("predicted_frames_max_rate_hz")),
+        publish_ee_path=get("publish_ee_path"),
+        publish_diagnostics=get("publish_diagnostics"),
+        diagnostics_period_s=float(get("diagnostics_period_s")),
+        log_throttle_s=float(get("log_throttle_s")),
     )
 
 
