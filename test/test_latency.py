@@ -236,7 +236,7 @@ def test_a_failing_start_policy_falls_back_to_the_rate_limit() -> None:
 
 # ---- the safety node keeps authority over prefix-conditioned plans -----------------------------------------
 def test_a_prefix_conditioned_plan_is_checked_clamped_and_scheduled_like_any_other() -> None:
-    """The latency fields are information only: same decision, same clamp, same timing with or without them."""
+    """The latency fields are information only: same decision, clamp and timing with or without them."""
     from pathlib import Path
 
     import numpy as np

@@ -84,8 +84,8 @@ def _isolated_loop_cost(backend: Any, request: Any, steps: int, reps: int) -> fl
 def run(args: argparse.Namespace) -> str:
     import torch
 
-    from cosmos_ros.runtime.backend import PolicyRequest
     from cosmos_ros.rtc import ExecutingChunk, PrefixConfig, build_prefix
+    from cosmos_ros.runtime.backend import PolicyRequest
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> str:
     lines = [
         f"cosmos_ros prefix-conditioning benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"command: python -m cosmos_ros.tools.bench_prefix {' '.join(sys.argv[1:])}",
-        f"model: {model}; device {backend.device}; torch {torch.__version__}; threads {torch.get_num_threads()}",
+        f"model: {model}; device {backend.device}; torch {torch.__version__}; "
+        f"threads {torch.get_num_threads()}",
         f"request: image {w}x{h}, tier {args.tier}, chunk {args.chunk}, {args.steps} steps, guidance 1.0; "
         f"prefix: latency {100 * args.latency_fraction:.0f} % of the horizon -> d = {prefix.frozen_steps}, "
         f"execution_horizon {cfg.execution_horizon}, exp schedule",
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> str:
         f"difference {1e3 * (cpu_on - cpu_off):+8.3f} ms ({100 * (cpu_on - cpu_off) / cpu_off:+.2f} %)",
         "isolated (the precise figure; end-to-end differences include run-to-run noise):",
         f"  build_prefix (planner side, NumPy)           : {1e6 * build_s:8.1f} us per plan (median of 2000)",
-        f"  conditioning inside the sampler ({args.steps} steps)   : {1e6 * loop_cost:8.1f} us per plan "
+        f"  conditioning inside the sampler ({args.steps:>2} steps)  : {1e6 * loop_cost:8.1f} us per plan "
         "(median of 200)",
         f"  together                                     : {1e6 * (build_s + loop_cost):8.1f} us per plan = "
         f"{100 * (build_s + loop_cost) / wall_off:.3f} % of the plain plan's wall time",
