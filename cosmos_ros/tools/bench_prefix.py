@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import tempfile
@@ -114,9 +115,14 @@ def run(args: argparse.Namespace) -> str:
         backend.run(base)
         backend.run(conditioned)
     plain, pinned = [], []
-    for _ in range(args.repeats):
-        plain.append(_plan(backend, base))
-        pinned.append(_plan(backend, conditioned))
+    for k in range(args.repeats):
+        # Alternate which goes first, so neither pays the other's cache and scheduler effects every time.
+        if k % 2:
+            pinned.append(_plan(backend, conditioned))
+            plain.append(_plan(backend, base))
+        else:
+            plain.append(_plan(backend, base))
+            pinned.append(_plan(backend, conditioned))
 
     build = []
     for _ in range(2000):
@@ -139,7 +145,8 @@ def run(args: argparse.Namespace) -> str:
         f"request: image {w}x{h}, tier {args.tier}, chunk {args.chunk}, {args.steps} steps, guidance 1.0; "
         f"prefix: latency {100 * args.latency_fraction:.0f} % of the horizon -> d = {prefix.frozen_steps}, "
         f"execution_horizon {cfg.execution_horizon}, exp schedule",
-        f"end to end, median of {args.repeats} interleaved pairs after {args.warmup} warm-up pairs:",
+        f"end to end, median of {args.repeats} interleaved pairs (order alternating) after "
+        f"{args.warmup} warm-up pairs:",
         f"  wall per plan   : plain {1e3 * wall_off:9.3f} ms, conditioned {1e3 * wall_on:9.3f} ms, "
         f"difference {1e3 * (wall_on - wall_off):+8.3f} ms ({100 * (wall_on - wall_off) / wall_off:+.2f} %)",
         f"  CPU per plan    : plain {1e3 * cpu_off:9.3f} ms, conditioned {1e3 * cpu_on:9.3f} ms, "
@@ -149,7 +156,10 @@ def run(args: argparse.Namespace) -> str:
         f"  conditioning inside the sampler ({args.steps:>2} steps)  : {1e6 * loop_cost:8.1f} us per plan "
         "(median of 200)",
         f"  together                                     : {1e6 * (build_s + loop_cost):8.1f} us per plan = "
-        f"{100 * (build_s + loop_cost) / wall_off:.3f} % of the plain plan's wall time",
+        f"{100 * (build_s + loop_cost) / wall_off:.3f} % of the plain plan's wall time, "
+        f"{100 * (build_s + loop_cost) / cpu_off:.3f} % of its CPU time",
+        f"load average at the end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        f"on {os.cpu_count()} CPUs (a shared machine: end-to-end differences are noise at this size)",
     ]
     return "\n".join(lines) + "\n"
 
