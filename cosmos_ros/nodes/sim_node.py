@@ -507,7 +507,7 @@ class SimNode(LifecycleNode):
         assert sim is not None
         with self.box.cond:
             multi, self.box.multi = self.box.multi, []
-            axes = {n: v for n, v in self.box.per_axis.items() if v}
+            axes = {n: list(v) for n, v in self.box.per_axis.items() if v}  # copies: cleared below
             for v in self.box.per_axis.values():
                 v.clear()
         commands = [(list(JOINT_NAMES), values) for values in multi]

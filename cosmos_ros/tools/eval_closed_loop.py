@@ -138,7 +138,8 @@ def run_row(
     num_inference_steps: int,
     work: Path,
     domain_id: int,
-    timeout_per_episode_s: float = 300.0,
+    plan_rate_hz: float = 1.0,
+    timeout_per_episode_s: float = 1800.0,
 ) -> RowResult:
     """Start safety + planner (or expert) + sim, run the episodes, collect and check the results."""
     from cosmos_ros.msg import SafetyStatus
@@ -179,6 +180,9 @@ def run_row(
             "planner_clock_topic": PLANNER_CLOCK,
             "record_dir": str(record_dir),
             "exit_when_done": True,
+            "camera_rate_hz": plan_rate_hz,
+            # A plan may take minutes on a loaded CPU; lockstep waits for it (sim time stands still).
+            "lockstep_timeout_s": 900.0,
         },
     )
     t0 = time.monotonic()
@@ -243,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-fraction", type=float, default=0.0, help="emulated latency / chunk duration")
     p.add_argument("--chunk-duration", type=float, default=16 / 15, help="s (chunk 16 at 15 Hz)")
     p.add_argument("--num-inference-steps", type=int, default=10)
+    p.add_argument("--plan-rate-hz", type=float, default=1.0, help="camera frames (plans) per sim second")
     p.add_argument("--work-dir", default="", help="keep records here (default: a temporary directory)")
     p.add_argument("--json", default="", help="also write the results as JSON here")
     return p
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[eval] {row}: {args.episodes} episodes from seed {args.first_seed} ...", flush=True)
         result = run_row(
             row, args.episodes, args.first_seed, model, action_space, latency, args.num_inference_steps,
-            work, pick_domain_id() + i,
+            work, (pick_domain_id() + i - 1) % 100 + 1, plan_rate_hz=args.plan_rate_hz,
         )  # fmt: skip
         print(f"[eval] {row}: {result.success_rate:.1f}% in {result.wall_s:.0f} s wall", flush=True)
         results.append(result)
