@@ -24,6 +24,7 @@ soft-starts from the new start pose. With ``exit_when_done`` the process ends af
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -52,6 +53,7 @@ from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
 from cosmos_ros.sim.scene import PandaSim
+from cosmos_ros.sim.task import parse_goal
 
 NODE_NAME = "sim_node"
 INTERFACES = ("float64_per_axis", "float64_multi_array")
@@ -166,6 +168,7 @@ class _Mailbox:
         self.per_axis: dict[str, list[float]] = {n: [] for n in JOINT_NAMES}
         self.reports: list[Report] = []
         self.decisions: dict[int, SafetyStatus] = {}
+        self.goal: str | None = None  # free-run: a goal a person published
 
     def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         with self.cond:
@@ -282,6 +285,8 @@ class SimNode(LifecycleNode):
             base = "/" + cfg.safety_node_name.lstrip("/")
             self._cli_change = self.create_client(ChangeState, f"{base}/change_state", callback_group=group)
             self._cli_get = self.create_client(GetState, f"{base}/get_state", callback_group=group)
+        if not cfg.lockstep:  # a person may switch the target by publishing a goal
+            self.create_subscription(String, "goal", self._on_goal, RELIABLE, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
 
     # ---- callbacks (executor threads: only store and notify) ---------------------------------------------
@@ -310,6 +315,10 @@ class SimNode(LifecycleNode):
         with self.box.cond:
             self.box.reports.append(report)
             self.box.notify()
+
+    def _on_goal(self, msg: String) -> None:
+        with self.box.cond:
+            self.box.goal = msg.data
 
     def _on_status(self, msg: SafetyStatus) -> None:
         if msg.plan_id == 0:
@@ -366,6 +375,8 @@ class SimNode(LifecycleNode):
                 sim.gate.setpoints(sim.joint_positions(), sim.time_s), sim.joint_positions(), fresh
             )  # type: ignore[union-attr]
             self._plan_io(link, camera_due(k, ticks_per_frame), record)
+            if not cfg.lockstep:
+                self._take_published_goal(record)
             if sim.success_time_s is not None or sim.timed_out():
                 break
             sim.tick()
@@ -388,9 +399,26 @@ class SimNode(LifecycleNode):
         self._publish_episode(phase, sim.time_s)
         self.get_logger().info(
             f"episode {seed} ({goal!r}): {'SUCCESS' if record.success else 'failed'} "
-            f"after {sim.time_s:.2f} s "
-            f"sim time, {link.plans} plans; {self._successes}/{self._episodes_done} so far"
+            f"after {sim.time_s:.2f} s sim time"
+            + (f", {link.plans} plans" if cfg.lockstep else "")
+            + f"; {self._successes}/{self._episodes_done} so far"
         )
+
+    def _take_published_goal(self, record: EpisodeRecord) -> None:
+        """Free-run: a 'touch the <colour> cube' goal from the topic becomes the episode's target."""
+        sim = self.sim
+        assert sim is not None and sim.episode is not None
+        with self.box.cond:
+            text, self.box.goal = self.box.goal, None
+        colour = parse_goal(text) if text else None
+        if text is None or text == record.goal:
+            return
+        if colour not in sim.episode.cubes:
+            self._log_throttled("goal", f"goal {text!r} names no object of this episode; target unchanged")
+            return
+        sim.episode = dataclasses.replace(sim.episode, goal_colour=colour)
+        record.goal = text
+        self.get_logger().info(f"target switched by a published goal: {text!r}")
 
     def _tick_io(self, record: EpisodeRecord) -> bool:
         """Publish state and time of this tick; take (lockstep: wait for) the safety node's setpoints."""
