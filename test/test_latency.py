@@ -5,13 +5,18 @@ Times are supplied by the tests (fake clocks), so every assertion is about the r
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 import pytest
 
-from cosmos_ros.inference_worker import EARLY_STARTS, INFERENCES, InferenceWorker, WorkerConfig
+from cosmos_ros.inference_worker import (
+    EARLY_STARTS,
+    FRAMES_DEFERRED,
+    INFERENCES,
+    InferenceWorker,
+    WorkerConfig,
+)
 from cosmos_ros.latency import (
     ChunkTiming,
     LatencyEstimator,
@@ -166,26 +171,20 @@ def _wait(pred: Any, timeout: float = 5.0) -> bool:
     return bool(pred())
 
 
-def test_worker_starts_early_on_now_and_holds_on_wait() -> None:
+def test_worker_starts_early_on_now_and_defers_on_wait() -> None:
     clock = FakeClock()
     decision = {"d": StartDecision.RATE_LIMITED}
-    done = threading.Event()
     results: list[str] = []
-
-    def run(job: str, goal: str) -> str:
-        return job
-
-    def deliver(job: str, goal: str, result: str, timing: Any) -> None:
-        results.append(result)
-        done.set()
+    deferred: list[str] = []
 
     worker: InferenceWorker[str, str] = InferenceWorker(
-        run,
-        deliver,
+        lambda job, goal: job,
+        lambda job, goal, result, timing: results.append(result),
         lambda *a: None,
         WorkerConfig(max_plan_rate_hz=0.1, poll_period_s=0.01),  # next start allowed only after 10 s
         clock=clock,
         start_policy=lambda: decision["d"],
+        on_deferred=deferred.append,
     )
     worker.set_goal("g")
     worker.set_active(True)
@@ -193,17 +192,18 @@ def test_worker_starts_early_on_now_and_holds_on_wait() -> None:
     try:
         worker.submit("a")
         assert _wait(lambda: results == ["a"])
-        # The rate limit holds the next job (fake clock does not advance) ...
+        # The rate limit holds the next job (the fake clock does not advance) ...
         worker.submit("b")
         time.sleep(0.05)
-        assert results == ["a"]
-        # ... WAIT holds it too ...
+        assert results == ["a"] and deferred == []
+        # ... WAIT drops it and says so (a lockstep simulator must get an answer for every frame) ...
         decision["d"] = StartDecision.WAIT
-        time.sleep(0.05)
-        assert results == ["a"]
-        # ... and NOW starts it although the rate limit would not allow it yet.
+        assert _wait(lambda: deferred == ["b"])
+        assert worker.counters.get(FRAMES_DEFERRED) == 1 and results == ["a"]
+        # ... and NOW starts the next job although the rate limit would not allow it yet.
         decision["d"] = StartDecision.NOW
-        assert _wait(lambda: results == ["a", "b"])
+        worker.submit("c")
+        assert _wait(lambda: results == ["a", "c"])
         assert worker.counters.get(EARLY_STARTS) == 1
         assert worker.counters.get(INFERENCES) == 2
     finally:

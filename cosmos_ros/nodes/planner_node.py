@@ -76,7 +76,7 @@ from cosmos_ros.latency import (
     decide_start,
     latency_warnings,
 )
-from cosmos_ros.msg import ActionSequence
+from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
@@ -143,8 +143,15 @@ class PlannerConfig:
     publish_diagnostics: bool = True
     diagnostics_period_s: float = 1.0
     log_throttle_s: float = 5.0
+    # Lockstep with a simulator (cosmos_ros/sim/lockstep.py): report on planner_state; emulated latency.
+    publish_state: bool = False
+    emulated_latency_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.emulated_latency_s) and self.emulated_latency_s >= 0):
+            raise ValueError(
+                f"emulated_latency_s must be a finite number >= 0, got {self.emulated_latency_s}"
+            )
         if not self.model_path:
             raise ValueError("model_path must name a Cosmos 3 pipeline directory, got ''")
         if not DEVICE_RE.match(self.device):
@@ -397,6 +404,21 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
     "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
     "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
+    "publish_state": (
+        False,
+        describe(
+            "Publish cosmos_ros/PlannerState on planner_state: a report per goal and per frame set (what "
+            "became of it), for a simulator that holds its clock while the model computes (lockstep)"
+        ),
+    ),
+    "emulated_latency_s": (
+        0.0,
+        describe(
+            "Emulated inference latency (s of node clock): a plan is published only once the node clock "
+            "is this far past its frame's stamp (sim time runs meanwhile). 0 = publish when computed",
+            float_range=(0.0, 60.0),
+        ),
+    ),
     "log_throttle_s": (
         5.0,
         describe(
@@ -476,6 +498,8 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         publish_diagnostics=get("publish_diagnostics"),
         diagnostics_period_s=float(get("diagnostics_period_s")),
         log_throttle_s=float(get("log_throttle_s")),
+        publish_state=get("publish_state"),
+        emulated_latency_s=float(get("emulated_latency_s")),
     )
 
 
@@ -589,6 +613,7 @@ class PlannerNode(LifecycleNode):
         self._pub_frames: Any = None
         self._pub_path: Any = None
         self._pub_diag: Any = None
+        self._pub_state: Any = None
         self._diag_timer: Any = None
         self._converters: dict[str, ImageConverter] = {}
         self._camera_bad: dict[str, bool] = {}
@@ -686,6 +711,7 @@ class PlannerNode(LifecycleNode):
             WorkerConfig(max_plan_rate_hz=cfg.max_plan_rate_hz),
             counters=self.counters,
             start_policy=self._start_decision,
+            on_deferred=self._on_deferred,
         )
         self.worker.start()
         self._configured = True
@@ -790,7 +816,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning("inference still running after 3 s; its result will be discarded")
         for sub in self._subs:
             self.destroy_subscription(sub)
-        for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag):
+        for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag, self._pub_state):
             if pub is not None:
                 self.destroy_publisher(pub)
         if self._diag_timer is not None:
@@ -816,13 +842,18 @@ class PlannerNode(LifecycleNode):
                 self.get_logger().warning(
                     f"publish_ee_path is on but action space {profile.name!r} has no end-effector pose"
                 )
+        if cfg.publish_state:
+            state_qos = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+            self._pub_state = self.create_publisher(PlannerState, "planner_state", state_qos)
         if cfg.publish_diagnostics:
             self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
             self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
     def _create_subscriptions(self, cfg: PlannerConfig) -> None:
         goal_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-        self._subs.append(self.create_subscription(String, cfg.goal_topic, self._on_goal, goal_qos))
+        self._subs.append(
+            self.create_subscription(String, cfg.goal_topic, self._on_goal_and_report, goal_qos)
+        )
         flags = dict(zip(cfg.camera_topics, cfg.compressed, strict=True))
         for topic in cfg.used_cameras:
             converter, how = make_image_converter(cfg.max_image_pixels, flags[topic])
@@ -887,6 +918,9 @@ class PlannerNode(LifecycleNode):
             return
         result = self.frames.take_set(now_s=None)
         if result.frame_set is not None:
+            if self._pub_state is not None and not self.worker.goal:
+                # The worker ignores it; say so, or a lockstep simulator would wait for a plan.
+                self._report(PlannerState.EVENT_DONE, result.frame_set.newest_stamp_s, detail="no_goal")
             self.worker.submit(_Job(result.frame_set))
 
     # ---- worker thread ----------------------------------------------------------------------------------
@@ -900,6 +934,8 @@ class PlannerNode(LifecycleNode):
         expected = self.latency.expected_s()
         prefix = self._prefix_for(job, cfg, runtime, started, expected)
         result = runtime.plan(image, goal, prefix=prefix)
+        # Emulated latency (lockstep simulation) is held here, so the node-clock latency includes it.
+        self._hold_for_latency(job, goal, cfg)
         return _Outcome(result, started, expected, prefix.frozen_steps if prefix is not None else 0)
 
     def _prefix_for(
@@ -946,6 +982,7 @@ class PlannerNode(LifecycleNode):
             plan = dataclasses.replace(plan, frame_id=cfg.frame_id)
         msg = plan_to_msg(plan)
         self._pub_plan.publish(msg)
+        self._report(PlannerState.EVENT_DONE, fs.newest_stamp_s, plan_id=plan.plan_id)
         self._next_plan_id += 1
         self._after_publish(plan, now, stats.p95_s)
         self.counters.add(PLANS_PUBLISHED)
@@ -972,18 +1009,61 @@ class PlannerNode(LifecycleNode):
         for text in latency_warnings(p95_s, plan.num_steps, plan.step_period_s, cfg.latency_warn_fraction):
             self._log_throttled("latency_budget", text)
 
+    def _on_deferred(self, job: _Job) -> None:
+        """The start policy declined this frame set: the executing plan still covers the expected latency.
+        Answered like any other frame set, so a lockstep simulator carries on."""
+        self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail="deferred")
+
     def _on_worker_error(self, stage: str, job: _Job, exc: BaseException) -> None:
         if isinstance(exc, _TileError):
             cause = TILE_ERROR
         else:
             cause = MODEL_ERROR if stage == "run" else PUBLISH_ERROR
         self.counters.add(cause)
+        self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail=cause)
         self._log_throttled(
             cause,
             f"{cause}: {type(exc).__name__}: {exc} (frame set at {job.frame_set.newest_stamp_s:.3f} s); "
             "no plan published, planning continues with the next frame set",
             error=True,
         )
+
+    # ---- lockstep reports and emulated latency (cosmos_ros/sim/lockstep.py) -------------------------------
+    def _on_goal_and_report(self, msg: String) -> None:
+        self._on_goal(msg)
+        if self._pub_state is not None and self.worker is not None:
+            self._report(PlannerState.EVENT_GOAL, None, goal=self.worker.goal)
+
+    def _report(
+        self, event: int, frame_stamp_s: float | None, *, plan_id: int = 0, detail: str = "", goal: str = "",
+        release_at_ns: int = 0,
+    ) -> None:  # fmt: skip
+        if self._pub_state is None:
+            return
+        msg = PlannerState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.event, msg.plan_id, msg.detail, msg.goal = event, plan_id, detail, goal
+        if frame_stamp_s is not None:
+            msg.frame_stamp = _ns_to_time(round(frame_stamp_s * 1e9))
+        msg.release_at = _ns_to_time(release_at_ns)
+        self._pub_state.publish(msg)
+
+    def _hold_for_latency(self, job: _Job, goal: str, cfg: PlannerConfig) -> None:
+        """Worker thread: hold a result until the node clock is ``emulated_latency_s`` past its frame.
+
+        While held the worker is busy, as it would be with a model that slow: newer frames wait (latest only).
+        A goal change or deactivation ends the hold (the worker then discards the result).
+        """
+        if cfg.emulated_latency_s <= 0:
+            return
+        stamp_ns = round(job.frame_set.newest_stamp_s * 1e9)
+        release_ns = stamp_ns + round(cfg.emulated_latency_s * 1e9)
+        self._report(PlannerState.EVENT_HELD, job.frame_set.newest_stamp_s, release_at_ns=release_ns)
+        while self.get_clock().now().nanoseconds < release_ns:
+            if not self._active or self.worker is None or self.worker.goal != goal:
+                self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail="discarded")
+                return
+            time.sleep(0.001)  # polls the (sim) clock; the hold is measured on it, not on this sleep
 
     # ---- debug outputs -------------------------------------------------------------------------------------
     def _publish_path(self, plan: Any, msg: Any) -> None:
@@ -1088,6 +1168,12 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(text)
 
 
+def _ns_to_time(ns: int) -> Any:
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
 class _TileError(RuntimeError):
     """Tiling a frame set failed (counted apart from model errors)."""
 
@@ -1101,7 +1187,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, node_class: type[PlannerNode] | None = None) -> int:
     """Entry point (``ros2 run cosmos_ros planner_node``). Returns the process exit code.
 
     Exit codes: 0 after a normal shutdown (Ctrl-C, ``ros2 lifecycle set ... shutdown`` or external), 1 when
@@ -1113,7 +1199,7 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            node = PlannerNode()
+            node = (node_class or PlannerNode)()
         except Exception as exc:  # rclpy's InvalidParameter*Exception for bad overrides
             rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {type(exc).__name__}: {exc}")
             return 2

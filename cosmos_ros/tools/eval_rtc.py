@@ -28,16 +28,27 @@ from pathlib import Path
 from typing import Any
 
 LATENCY_FRACTIONS = (0.0, 0.1, 0.3, 0.5, 0.8)
-# Planner parameters per schedule. The prefix needs the fast backend (the reference cannot be conditioned).
-SCHEDULES: dict[str, dict[str, Any]] = {
-    "skip+crossfade": {"early_trigger": False, "prefix_conditioning": False, "backend": "fast"},
-    "early_trigger": {"early_trigger": True, "prefix_conditioning": False, "backend": "fast"},
-    "early_trigger+prefix": {
-        "early_trigger": True,
-        "prefix_conditioning": True,
-        "prefix_attention_schedule": "exp",
-        "backend": "fast",
-    },
+# Per schedule: the sim's camera rate (frames are offered to an idle planner at this rate of sim time) and
+# the planner parameters. Today's schedule plans at the default max_plan_rate_hz (2 Hz; the planner's own
+# limit counts wall time, which means nothing in lockstep, so the camera paces it). The trigger schedules get
+# a frame every step and start only when the executing plan no longer covers the expected latency
+# (chunk_size_threshold 0: no start before that). The prefix needs the fast backend.
+SCHEDULES: dict[str, tuple[float, dict[str, Any]]] = {
+    "skip+crossfade": (2.0, {"early_trigger": False, "prefix_conditioning": False, "backend": "fast"}),
+    "early_trigger": (
+        15.0,
+        {"early_trigger": True, "chunk_size_threshold": 0.0, "prefix_conditioning": False, "backend": "fast"},
+    ),
+    "early_trigger+prefix": (
+        15.0,
+        {
+            "early_trigger": True,
+            "chunk_size_threshold": 0.0,
+            "prefix_conditioning": True,
+            "prefix_attention_schedule": "exp",
+            "backend": "fast",
+        },
+    ),
 }
 
 
@@ -64,27 +75,44 @@ def run(args: argparse.Namespace) -> str:
     from cosmos_ros.testing.ros_harness import pick_domain_id
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="eval_rtc_"))
+    work.mkdir(parents=True, exist_ok=True)
+    model, action_space = args.model_path, args.action_space
+    if args.row == "random":  # plumbing check: a random-weight tiny model never succeeds
+        from cosmos_ros.tools.make_tiny_model import main as make_tiny
+
+        model = str(work / "tiny_random")
+        if not (Path(model) / "model_index.json").is_file():
+            make_tiny(["--out", model, "--seed", "0"])
+    elif not model:
+        raise SystemExit("row 'trained' needs --model-path")
+    if not action_space:
+        own = Path(model) / "action_space.yaml"
+        action_space = str(own) if own.is_file() else "arm7_joints"
     horizon = args.chunk_size / args.fps
     lines = [
         f"closed loop, {args.episodes} episodes per cell, chunk {args.chunk_size} at {args.fps:g} Hz "
-        f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, model {args.model_path}",
+        f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, row {args.row}, model {model}",
         f"{'latency':>8} {'schedule':<22} {'success':>8} {'t_success s':>12} {'stale':>6} {'watchdog':>8} "
         f"{'max jerk':>10}",
     ]
-    for fraction in LATENCY_FRACTIONS:
-        for name, overrides in SCHEDULES.items():
+    fractions = [float(f) for f in args.fractions.split(",")]
+    names = args.schedules.split(",") if args.schedules else list(SCHEDULES)
+    for fraction in fractions:
+        for name in names:
+            camera_hz, overrides = SCHEDULES[name]
             cell = work / f"{name}_{int(100 * fraction)}"
             cell.mkdir(parents=True, exist_ok=True)
             r = ecl.run_row(
-                "trained",
+                args.row,
                 args.episodes,
                 args.first_seed,
-                args.model_path,
-                args.action_space,
+                model,
+                action_space,
                 fraction * horizon,
                 args.num_inference_steps,
                 cell,
                 pick_domain_id(),
+                plan_rate_hz=camera_hz,
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
             )
             t = f"{statistics.median(r.times_to_success):.2f}" if r.times_to_success else "-"
@@ -99,7 +127,10 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model-path", required=True, help="trained pipeline directory")
+    p.add_argument("--model-path", default="", help="trained pipeline directory (row trained)")
+    p.add_argument("--row", default="trained", choices=("trained", "random"), help="eval_closed_loop row")
+    p.add_argument("--fractions", default=",".join(str(f) for f in LATENCY_FRACTIONS))
+    p.add_argument("--schedules", default="", help=f"comma-separated subset of {','.join(SCHEDULES)}")
     p.add_argument("--action-space", default="", help="profile; default: <model-path>/action_space.yaml")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=1_000_000)
