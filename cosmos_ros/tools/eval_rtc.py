@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> str:
         f"closed loop, {args.episodes} episodes per cell, chunk {args.chunk_size} at {args.fps:g} Hz "
         f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, row {args.row}, model {model}",
         f"{'latency':>8} {'schedule':<22} {'success':>8} {'t_success s':>12} {'stale':>6} {'watchdog':>8} "
-        f"{'max jerk':>10}",
+        f"{'max jerk':>10} {'plans':>6} {'rejected':>8} {'timeouts':>8}",
     ]
     fractions = [float(f) for f in args.fractions.split(",")]
     names = args.schedules.split(",") if args.schedules else list(SCHEDULES)
@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> str:
             t = f"{statistics.median(r.times_to_success):.2f}" if r.times_to_success else "-"
             lines.append(
                 f"{100 * fraction:>7.0f}% {name:<22} {r.success_rate:>7.1f}% {t:>12} "
-                f"{r.reasons.get('stale', 0):>6} {r.watchdog_entries:>8} {r.max_jerk:>10.1f}"
+                f"{r.reasons.get('stale', 0):>6} {r.watchdog_entries:>8} {r.max_jerk:>10.1f} {r.plans:>6} "
+                f"{r.decisions['rejected']:>8} {r.lockstep_timeouts:>8}"
                 + (f"  ERROR: {r.error[:200]}" if r.error else "")
             )
     lines.append("max jerk: the run's largest controller-input jerk (rad/s^3), not only at chunk switches.")
