@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cosmos_ros.latency import StartDecision
+
 JobT = TypeVar("JobT")
 ResultT = TypeVar("ResultT")
 
@@ -36,6 +38,9 @@ RESULTS_DISCARDED = "results_discarded"  # inference finished after its goal was
 INFERENCES = "inferences"
 PLANS_DELIVERED = "plans_delivered"
 ERROR_HANDLER_FAILED = "error_handler_failed"  # on_error raised; the worker carries on regardless
+EARLY_STARTS = "early_starts"  # started before the rate limit allowed: the early trigger fired
+FRAMES_DEFERRED = "frames_deferred"  # dropped because the executing plan still had enough steps left
+START_POLICY_FAILED = "start_policy_failed"
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,15 @@ class InferenceWorker(Generic[JobT, ResultT]):
         config: Rate limit and polling.
         counters: Where counts go; pass the node's so diagnostics see one set.
         clock: Monotonic seconds; tests pass a fake.
+        start_policy: Optional ``() -> StartDecision`` asked before each start (the early trigger, see
+            ``cosmos_ros.latency.decide_start``): ``NOW`` starts without waiting for the rate limit,
+            ``RATE_LIMITED`` is the behaviour without a policy, ``WAIT`` defers the pending job: it is dropped
+            (counted as ``frames_deferred``) and handed to ``on_deferred``, and the next submitted job is
+            asked about again. Why drop rather than hold: a camera replaces a held job within a frame period
+            anyway, and a simulator in lockstep waits for an answer about every frame it sends, so a job must
+            never sit unanswered. An exception in the policy counts as ``start_policy_failed`` and falls
+            back to ``RATE_LIMITED``.
+        on_deferred: Called on the worker thread with each job ``WAIT`` dropped (e.g. to report it).
     """
 
     def __init__(
@@ -212,7 +226,11 @@ class InferenceWorker(Generic[JobT, ResultT]):
         config: WorkerConfig | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
+        start_policy: Callable[[], StartDecision] | None = None,
+        on_deferred: Callable[[JobT], None] | None = None,
     ) -> None:
+        self._start_policy = start_policy
+        self._on_deferred = on_deferred
         self._run = run
         self._on_result = on_result
         self._on_error = on_error
@@ -226,6 +244,7 @@ class InferenceWorker(Generic[JobT, ResultT]):
         # check just before).
         self._deliver_lock = threading.Lock()
         self._state: _State[JobT] = _State()
+        self._deferred: list[JobT] = []  # jobs WAIT dropped, handed to on_deferred outside the lock
         self._thread: threading.Thread | None = None
 
     # ---- called from callbacks (never block on inference) -------------------------------------------------
@@ -325,7 +344,15 @@ class InferenceWorker(Generic[JobT, ResultT]):
             self._cond.wait(timeout=self.config.poll_period_s)
             return None
         now = self._clock()
-        if now < st.next_start_s:
+        decision = self._ask_start_policy()
+        if decision is StartDecision.WAIT:
+            self.counters.add(FRAMES_DEFERRED)
+            self._deferred.append(st.pending.job)
+            st.pending = None
+            return None
+        if decision is StartDecision.NOW and now < st.next_start_s:
+            self.counters.add(EARLY_STARTS)
+        elif now < st.next_start_s:
             # Rate limit: sleep until the next start is allowed; newer frames may replace `pending` meanwhile.
             self._cond.wait(timeout=min(st.next_start_s - now, self.config.poll_period_s))
             return None
@@ -334,12 +361,32 @@ class InferenceWorker(Generic[JobT, ResultT]):
         st.next_start_s = now + self.config.min_period_s
         return pending, st.goal, st.epoch
 
+    def _hand_deferred(self, job: JobT) -> None:
+        if self._on_deferred is None:
+            return
+        try:
+            self._on_deferred(job)
+        except Exception as exc:  # a reporting failure must not end the worker
+            self._report("deferred", job, exc)
+
+    def _ask_start_policy(self) -> StartDecision:
+        if self._start_policy is None:
+            return StartDecision.RATE_LIMITED
+        try:
+            return self._start_policy()
+        except Exception:  # a policy bug must not stop planning: fall back to the plain rate limit
+            self.counters.add(START_POLICY_FAILED)
+            return StartDecision.RATE_LIMITED
+
     def _loop(self) -> None:
         while True:
             with self._cond:
                 if self._state.stop:
                     return
                 taken = self._take_locked()
+                deferred, self._deferred = self._deferred, []
+            for job in deferred:
+                self._hand_deferred(job)
             if taken is None:
                 continue
             pending, goal, epoch = taken

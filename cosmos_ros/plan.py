@@ -32,6 +32,10 @@ class Plan:
         raw_actions: Optional ``[T, W]`` model-normalised output, for logging only.
         inference_time_s: Wall time of the inference call.
         queue_time_s: Time the newest frame waited before inference started.
+        expected_latency_s: Latency the planner expected when it started this plan (p95 of recent plans, node
+            clock); 0.0 before the first measurement.
+        latency_p95_s: p95 of the planner's inference latency including this plan (node clock).
+        prefix_steps: Leading steps conditioned on the previous plan (``d``); 0 when not conditioned.
     """
 
     plan_id: int
@@ -48,6 +52,9 @@ class Plan:
     raw_actions: np.ndarray | None = field(default=None, compare=False)
     inference_time_s: float = 0.0
     queue_time_s: float = 0.0
+    expected_latency_s: float = 0.0
+    latency_p95_s: float = 0.0
+    prefix_steps: int = 0
 
     def __post_init__(self) -> None:
         # Shape and period are structural: a Plan that violates them cannot even be described. Finiteness

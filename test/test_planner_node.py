@@ -227,6 +227,11 @@ class TestSingleCamera:
         assert plan.action_space == "umi_pose_gripper" and plan.backend == "diffusers"
         assert plan.model_id == str(single.proc.params["model_path"])
         assert plan.inference_time_s > 0 and plan.queue_time_s >= 0
+        # Latency accounting (node clock): this plan's own latency is in the p95; no prefix (off by default).
+        assert plan.latency_p95_s > 0 and plan.expected_latency_s >= 0 and plan.prefix_steps == 0
+        diag = single.diag()
+        assert float(diag["warmup_latency_s"]) > 0, diag  # the warm-up ran at configure
+        assert wait_until(lambda: int(single.diag().get("latency_samples", "0")) >= 1, 10), single.diag()
         assert len(plan.ee_poses.poses) == 4
         # The debug path of the same plan: one pose per step, in the plan's frame.
         assert wait_until(lambda: len(single.paths) > 0, 10), "no ee_path"

@@ -90,6 +90,9 @@ def plan_to_msg(plan: Plan) -> ActionSequence:
         msg.raw_actions = raw.reshape(-1).tolist()
     msg.inference_time_s = float(plan.inference_time_s)
     msg.queue_time_s = float(plan.queue_time_s)
+    msg.expected_latency_s = float(plan.expected_latency_s)
+    msg.latency_p95_s = float(plan.latency_p95_s)
+    msg.prefix_steps = int(plan.prefix_steps)
     return msg
 
 
@@ -127,4 +130,7 @@ def msg_to_plan(msg: ActionSequence) -> Plan:
         raw_actions=raw,
         inference_time_s=float(msg.inference_time_s),
         queue_time_s=float(msg.queue_time_s),
+        expected_latency_s=float(msg.expected_latency_s),
+        latency_p95_s=float(msg.latency_p95_s),
+        prefix_steps=int(msg.prefix_steps),
     )

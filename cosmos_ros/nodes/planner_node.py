@@ -69,9 +69,18 @@ from cosmos_ros.inference_worker import (
     WorkerConfig,
     WorkTiming,
 )
-from cosmos_ros.msg import ActionSequence
+from cosmos_ros.latency import (
+    ChunkTiming,
+    LatencyEstimator,
+    StartDecision,
+    TriggerConfig,
+    decide_start,
+    latency_warnings,
+)
+from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
@@ -91,6 +100,8 @@ MODEL_ERROR = "model_error"
 PUBLISH_ERROR = "publish_error"
 TILE_ERROR = "tile_error"
 PLANS_PUBLISHED = "plans_published"
+PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
+PREFIX_BACKENDS = ("fast", "tensorrt")  # backends whose sampler applies an ActionPrefix
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -120,6 +131,11 @@ class PlannerConfig:
     stamp_tolerance_s: float = 0.05
     goal_topic: str = "goal"
     max_plan_rate_hz: float = 2.0
+    warmup: bool = True
+    latency_warn_fraction: float = 0.5
+    safety_staleness_limit_s: float = 0.5
+    trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
+    prefix: PrefixConfig | None = None  # None: prefix conditioning off
     max_image_pixels: int = 3840 * 2160
     max_goal_length: int = 2000
     frame_id: str | None = None
@@ -129,8 +145,15 @@ class PlannerConfig:
     publish_diagnostics: bool = True
     diagnostics_period_s: float = 1.0
     log_throttle_s: float = 5.0
+    # Lockstep with a simulator (cosmos_ros/sim/lockstep.py): report on planner_state; emulated latency.
+    publish_state: bool = False
+    emulated_latency_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.emulated_latency_s) and self.emulated_latency_s >= 0):
+            raise ValueError(
+                f"emulated_latency_s must be a finite number >= 0, got {self.emulated_latency_s}"
+            )
         if not self.model_path:
             raise ValueError("model_path must name a Cosmos 3 pipeline directory, got ''")
         if not DEVICE_RE.match(self.device):
@@ -189,6 +212,16 @@ class PlannerConfig:
             raise ValueError("frame_id must be non-empty when set (leave it unset to use the profile's)")
         if not self.goal_topic:
             raise ValueError("goal_topic must be non-empty")
+        if not (math.isfinite(self.latency_warn_fraction) and 0 < self.latency_warn_fraction <= 1):
+            raise ValueError(f"latency_warn_fraction must be in (0, 1], got {self.latency_warn_fraction}")
+        if not (math.isfinite(self.safety_staleness_limit_s) and self.safety_staleness_limit_s > 0):
+            raise ValueError(f"safety_staleness_limit_s must be > 0, got {self.safety_staleness_limit_s}")
+        if self.prefix is not None and self.backend not in PREFIX_BACKENDS:
+            raise ValueError(
+                f"prefix_conditioning needs backend one of {PREFIX_BACKENDS}, got {self.backend!r} "
+                "(the stock "
+                "pipeline's step callback cannot reach its action latents)"
+            )
 
     @property
     def tiles_views(self) -> bool:
@@ -290,6 +323,76 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         2.0,
         describe("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
     ),
+    # ---- real-time execution (README "Real-time execution (latency-aware chunking)") ----
+    "warmup": (
+        True,
+        describe(
+            "Run one inference on a grey frame at configure, so the first real plan does not pay first-call "
+            "costs (lazy init, compile, CUDA graph capture); its time is checked against the chunk horizon"
+        ),
+    ),
+    "latency_warn_fraction": (
+        0.5,
+        describe(
+            "Warn when the expected plan latency exceeds this fraction of the chunk horizon "
+            "(chunk_size / fps); above 0.5 back-to-back plans cannot keep the robot covered",
+            float_range=(0.01, 1.0),
+        ),
+    ),
+    "safety_staleness_limit_s": (
+        0.5,
+        describe(
+            "The safety node's staleness_limit_s (s), for the latency warnings only: set it to the value in "
+            "the safety limits file; the safety node enforces its own",
+            float_range=(0.001, 3600.0),
+        ),
+    ),
+    "early_trigger": (
+        True,
+        describe(
+            "Start the next inference without waiting for max_plan_rate_hz once the executing plan has no "
+            "more steps left than the expected latency (p95) covers, plus early_trigger_margin_steps"
+        ),
+    ),
+    "early_trigger_margin_steps": (
+        1,
+        describe("Steps added to the expected latency by the early trigger", int_range=(0, 1000, 1)),
+    ),
+    "chunk_size_threshold": (
+        1.0,
+        describe(
+            "lerobot async inference semantics: a new inference may start (under max_plan_rate_hz) only when "
+            "steps left / chunk_size <= this; 1.0 = whenever the rate limit allows",
+            float_range=(0.0, 1.0),
+        ),
+    ),
+    "prefix_conditioning": (
+        False,
+        describe(
+            "Real-time chunking without gradients: pin the next plan's first d steps (d = ceil(expected "
+            "latency / step period)) to the executing plan, soft mask after (backend fast or tensorrt)"
+        ),
+    ),
+    "execution_horizon": (
+        8,
+        describe(
+            "Prefix conditioning: step index where the soft mask reaches 0 (lerobot RTCConfig meaning); "
+            "clamped to chunk_size, raised to d",
+            int_range=(1, 512, 1),
+        ),
+    ),
+    "prefix_attention_schedule": (
+        "exp",
+        describe("Prefix conditioning: soft mask after the first d steps", choices=PREFIX_SCHEDULES),
+    ),
+    "prefix_strength": (
+        1.0,
+        describe(
+            "Prefix conditioning: scale of all prefix weights (this package's counterpart of lerobot's "
+            "max_guidance_weight; 1.0 reproduces the executed steps exactly)",
+            float_range=(0.01, 1.0),
+        ),
+    ),
     "max_image_pixels": (
         3840 * 2160,
         describe(
@@ -312,6 +415,21 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
     "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
     "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
+    "publish_state": (
+        False,
+        describe(
+            "Publish cosmos_ros/PlannerState on planner_state: a report per goal and per frame set (what "
+            "became of it), for a simulator that holds its clock while the model computes (lockstep)"
+        ),
+    ),
+    "emulated_latency_s": (
+        0.0,
+        describe(
+            "Emulated inference latency (s of node clock): a plan is published only once the node clock "
+            "is this far past its frame's stamp (sim time runs meanwhile). 0 = publish when computed",
+            float_range=(0.0, 60.0),
+        ),
+    ),
     "log_throttle_s": (
         5.0,
         describe(
@@ -368,6 +486,21 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         stamp_tolerance_s=float(get("stamp_tolerance_s")),
         goal_topic=get("goal_topic"),
         max_plan_rate_hz=float(get("max_plan_rate_hz")),
+        warmup=get("warmup"),
+        latency_warn_fraction=float(get("latency_warn_fraction")),
+        safety_staleness_limit_s=float(get("safety_staleness_limit_s")),
+        trigger=TriggerConfig(
+            early_trigger=get("early_trigger"),
+            chunk_size_threshold=float(get("chunk_size_threshold")),
+            early_trigger_margin_steps=get("early_trigger_margin_steps"),
+        ),
+        prefix=PrefixConfig(
+            execution_horizon=get("execution_horizon"),
+            prefix_attention_schedule=get("prefix_attention_schedule"),
+            prefix_strength=float(get("prefix_strength")),
+        )
+        if get("prefix_conditioning")
+        else None,
         max_image_pixels=get("max_image_pixels"),
         max_goal_length=get("max_goal_length"),
         frame_id=get("frame_id"),
@@ -377,6 +510,8 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         publish_diagnostics=get("publish_diagnostics"),
         diagnostics_period_s=float(get("diagnostics_period_s")),
         log_throttle_s=float(get("log_throttle_s")),
+        publish_state=get("publish_state"),
+        emulated_latency_s=float(get("emulated_latency_s")),
     )
 
 
@@ -451,6 +586,16 @@ class _Job:
     frame_set: FrameSet
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A finished inference and the node-clock facts about it that the delivered plan reports."""
+
+    result: Any
+    started_node_s: float
+    expected_latency_s: float | None
+    prefix_steps: int
+
+
 class PlannerNode(LifecycleNode):
     """See the module docstring. Construct, then drive the lifecycle (``main`` does with ``autostart``)."""
 
@@ -461,6 +606,10 @@ class PlannerNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counters = Counters()
         self.plan_window = RateWindow(size=20)
+        # Inference latency on the node clock (sim time under use_sim_time), start -> result: what the early
+        # trigger and the prefix size plan for. Kept across reconfigure on purpose: the hardware did not
+        # change.
+        self.latency = LatencyEstimator(window=20)
         self._next_plan_id = 1  # never reset: ids must increase across reconfigure (safety node checks)
         self._configured = False
         self._active = False
@@ -477,6 +626,7 @@ class PlannerNode(LifecycleNode):
         self._pub_frames: Any = None
         self._pub_path: Any = None
         self._pub_diag: Any = None
+        self._pub_state: Any = None
         self._diag_timer: Any = None
         self._converters: dict[str, ImageConverter] = {}
         self._camera_watch: CameraWatch | None = None  # silent camera topics (cosmos_ros.camera_watch)
@@ -485,6 +635,10 @@ class PlannerNode(LifecycleNode):
         self._camera_bad: dict[str, bool] = {}
         self._last_frames_pub_s = -math.inf
         self._last_diag_errors = 0
+        # The newest published plan, as the early trigger and prefix conditioning see it; replaced (never
+        # mutated) by the worker thread, read by it too, so one reference swap is enough.
+        self._executing: tuple[ChunkTiming, ExecutingChunk] | None = None
+        self.warmup_latency_s: float | None = None
 
     # ---- parameters --------------------------------------------------------------------------------------
     def _get_param(self, name: str) -> Any:
@@ -548,6 +702,14 @@ class PlannerNode(LifecycleNode):
             log.warning("this is a tiny random-weight test model: its plans mean nothing")
         if cfg.options.decode_video is False and cfg.publish_predicted_frames:
             log.warning("publish_predicted_frames is on but decode_video is off: no frames will be published")
+        if cfg.prefix is not None and getattr(profile, "semantics", "absolute") != "absolute":
+            log.error(
+                f"configure failed: prefix_conditioning needs an absolute action space; {profile.name!r} is "
+                "a delta profile, whose normalised actions depend on the reference state"
+            )
+            return TransitionCallbackReturn.FAILURE
+        if cfg.warmup:
+            self._warm_up(runtime, cfg)
 
         self.config = cfg
         self.runtime = runtime
@@ -564,10 +726,56 @@ class PlannerNode(LifecycleNode):
             self._on_worker_error,
             WorkerConfig(max_plan_rate_hz=cfg.max_plan_rate_hz),
             counters=self.counters,
+            start_policy=self._start_decision,
+            on_deferred=self._on_deferred,
         )
         self.worker.start()
         self._configured = True
         return TransitionCallbackReturn.SUCCESS
+
+    def _warm_up(self, runtime: Any, cfg: PlannerConfig) -> None:
+        """One inference on a grey frame (the ``warmup`` parameter).
+
+        Why: the first call pays one-off costs (lazy initialisation, kernel selection, the fast backend's
+        compile and CUDA graph capture) that would make the first real plan arrive stale. Its wall time is
+        also the first latency figure the configure-time check can use; it is an upper estimate (it includes
+        those costs), so it is logged, not fed to the latency estimator. A failure is a warning, not a failed
+        configure: a stand-in model (the sim's scripted expert) may refuse a grey frame and a made-up goal
+        that real input would not be.
+        """
+        log = self.get_logger()
+        grey = np.full((480, 640, 3), 128, dtype=np.uint8)
+        t0 = time.perf_counter()
+        try:
+            runtime.plan(grey, "warm-up")
+        except Exception as exc:
+            log.warning(
+                f"warm-up inference failed ({type(exc).__name__}: {exc}); the first plan pays the first-call "
+                "costs and no latency check ran at configure"
+            )
+            return
+        self.warmup_latency_s = time.perf_counter() - t0
+        period = 1.0 / (cfg.options.fps or runtime.profile.action_rate_hz)
+        log.info(f"warm-up inference: {self.warmup_latency_s:.3f} s (wall clock, includes first-call costs)")
+        for text in latency_warnings(
+            self.warmup_latency_s,
+            cfg.options.chunk_size,
+            period,
+            cfg.latency_warn_fraction,
+            cfg.safety_staleness_limit_s,
+        ):
+            log.warning(f"at configure: {text}")
+
+    def _node_now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _start_decision(self) -> StartDecision:
+        """The worker's start policy: the early trigger on the node clock (cosmos_ros.latency)."""
+        cfg, executing = self.config, self._executing
+        if cfg is None:
+            return StartDecision.RATE_LIMITED
+        timing = executing[0] if executing is not None else None
+        return decide_start(self._node_now(), timing, self.latency.expected_s(), cfg.trigger)
 
     def _make_runtime(self, cfg: PlannerConfig) -> Any:
         """Load the policy (``PolicyRuntime.from_config``); raises with the loader's message on failure.
@@ -630,7 +838,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning("inference still running after 3 s; its result will be discarded")
         for sub in self._subs:
             self.destroy_subscription(sub)
-        for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag):
+        for pub in (self._pub_plan, self._pub_frames, self._pub_path, self._pub_diag, self._pub_state):
             if pub is not None:
                 self.destroy_publisher(pub)
         if self._diag_timer is not None:
@@ -658,13 +866,18 @@ class PlannerNode(LifecycleNode):
                 self.get_logger().warning(
                     f"publish_ee_path is on but action space {profile.name!r} has no end-effector pose"
                 )
+        if cfg.publish_state:
+            state_qos = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+            self._pub_state = self.create_publisher(PlannerState, "planner_state", state_qos)
         if cfg.publish_diagnostics:
             self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
             self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
     def _create_subscriptions(self, cfg: PlannerConfig) -> None:
         goal_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-        self._subs.append(self.create_subscription(String, cfg.goal_topic, self._on_goal, goal_qos))
+        self._subs.append(
+            self.create_subscription(String, cfg.goal_topic, self._on_goal_and_report, goal_qos)
+        )
         flags = dict(zip(cfg.camera_topics, cfg.compressed, strict=True))
         for topic in cfg.used_cameras:
             converter, how = make_image_converter(cfg.max_image_pixels, flags[topic])
@@ -754,6 +967,9 @@ class PlannerNode(LifecycleNode):
             return
         result = self.frames.take_set(now_s=None)
         if result.frame_set is not None:
+            if self._pub_state is not None and not self.worker.goal:
+                # The worker ignores it; say so, or a lockstep simulator would wait for a plan.
+                self._report(PlannerState.EVENT_DONE, result.frame_set.newest_stamp_s, detail="no_goal")
             self.worker.submit(_Job(result.frame_set))
 
     # ---- worker thread ----------------------------------------------------------------------------------
@@ -762,7 +978,26 @@ class PlannerNode(LifecycleNode):
         runtime = self.runtime
         if cfg is None or runtime is None:
             raise RuntimeError("planner is not configured")
-        return runtime.plan(self._prepare_image(job, cfg), goal)
+        image = self._prepare_image(job, cfg)
+        started = self._node_now()
+        expected = self.latency.expected_s()
+        prefix = self._prefix_for(job, cfg, runtime, started, expected)
+        # Without a prefix, the plain call: stand-in runtimes (the sim's scripted expert) take no prefix.
+        result = runtime.plan(image, goal) if prefix is None else runtime.plan(image, goal, prefix=prefix)
+        # Emulated latency (lockstep simulation) is held here, so the node-clock latency includes it.
+        self._hold_for_latency(job, goal, cfg)
+        return _Outcome(result, started, expected, prefix.frozen_steps if prefix is not None else 0)
+
+    def _prefix_for(
+        self, job: _Job, cfg: PlannerConfig, runtime: Any, started: float, expected: float | None
+    ) -> Any:
+        """The prefix of the next plan (``cosmos_ros.rtc``), or None when off, unmeasured or no overlap."""
+        executing = self._executing
+        if cfg.prefix is None or executing is None or expected is None:
+            return None
+        period = 1.0 / (cfg.options.fps or runtime.profile.action_rate_hz)
+        t0 = job.frame_set.newest_stamp_s + runtime.profile.action_delay_s
+        return build_prefix(executing[1], t0, period, cfg.options.chunk_size, started + expected, cfg.prefix)
 
     def _prepare_image(self, job: _Job, cfg: PlannerConfig) -> np.ndarray:
         """The conditioning image of a frame set: tiled (or selected), writable."""
@@ -774,21 +1009,32 @@ class PlannerNode(LifecycleNode):
             image = image.copy()  # torch warns on (and may not take) read-only views of message buffers
         return image
 
-    def _deliver(self, job: _Job, goal: str, result: Any, timing: WorkTiming) -> None:
+    def _deliver(self, job: _Job, goal: str, outcome: _Outcome, timing: WorkTiming) -> None:
         cfg = self.config
         assert cfg is not None and self._pub_plan is not None
-        fs = job.frame_set
+        fs, result = job.frame_set, outcome.result
+        now = self._node_now()
+        self.latency.add(max(0.0, now - outcome.started_node_s))
+        stats = self.latency.stats()
         plan = result.to_plan(
             plan_id=self._next_plan_id,
             stamp_s=fs.newest_stamp_s,
             queue_time_s=timing.started_s - fs.newest_received_s,
         )
-        plan = dataclasses.replace(plan, inference_time_s=timing.inference_time_s)
+        plan = dataclasses.replace(
+            plan,
+            inference_time_s=timing.inference_time_s,
+            expected_latency_s=outcome.expected_latency_s or 0.0,
+            latency_p95_s=stats.p95_s,
+            prefix_steps=outcome.prefix_steps,
+        )
         if cfg.frame_id is not None:
             plan = dataclasses.replace(plan, frame_id=cfg.frame_id)
         msg = plan_to_msg(plan)
         self._pub_plan.publish(msg)
+        self._report(PlannerState.EVENT_DONE, fs.newest_stamp_s, plan_id=plan.plan_id)
         self._next_plan_id += 1
+        self._after_publish(plan, now, stats.p95_s)
         self.counters.add(PLANS_PUBLISHED)
         self.plan_window.add(timing.finished_s, timing.inference_time_s)
         if self._pub_path is not None:
@@ -796,18 +1042,78 @@ class PlannerNode(LifecycleNode):
         if self._pub_frames is not None and result.video is not None:
             self._publish_frames(plan, result.video, timing.finished_s)
 
+    def _after_publish(self, plan: Any, now: float, p95_s: float) -> None:
+        """Remember the plan for the trigger and the next prefix; count and explain plans that came late."""
+        cfg = self.config
+        assert cfg is not None
+        timing = ChunkTiming(plan.t0_s, plan.step_period_s, plan.num_steps)
+        raw = plan.raw_actions if plan.raw_actions is not None else np.zeros((plan.num_steps, 1), np.float32)
+        self._executing = (timing, ExecutingChunk(plan.t0_s, plan.step_period_s, np.asarray(raw)))
+        if timing.steps_left(now) == 0:
+            self.counters.add(PLANS_LATE)
+            self._log_throttled(
+                PLANS_LATE,
+                f"plan {plan.plan_id} published {now - plan.stamp_s:.3f} s after its frame: all "
+                f"{plan.num_steps} steps are already past (the safety node will reject it)",
+            )
+        for text in latency_warnings(p95_s, plan.num_steps, plan.step_period_s, cfg.latency_warn_fraction):
+            self._log_throttled("latency_budget", text)
+
+    def _on_deferred(self, job: _Job) -> None:
+        """The start policy declined this frame set: the executing plan still covers the expected latency.
+        Answered like any other frame set, so a lockstep simulator carries on."""
+        self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail="deferred")
+
     def _on_worker_error(self, stage: str, job: _Job, exc: BaseException) -> None:
         if isinstance(exc, _TileError):
             cause = TILE_ERROR
         else:
             cause = MODEL_ERROR if stage == "run" else PUBLISH_ERROR
         self.counters.add(cause)
+        self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail=cause)
         self._log_throttled(
             cause,
             f"{cause}: {type(exc).__name__}: {exc} (frame set at {job.frame_set.newest_stamp_s:.3f} s); "
             "no plan published, planning continues with the next frame set",
             error=True,
         )
+
+    # ---- lockstep reports and emulated latency (cosmos_ros/sim/lockstep.py) -------------------------------
+    def _on_goal_and_report(self, msg: String) -> None:
+        self._on_goal(msg)
+        if self._pub_state is not None and self.worker is not None:
+            self._report(PlannerState.EVENT_GOAL, None, goal=self.worker.goal)
+
+    def _report(
+        self, event: int, frame_stamp_s: float | None, *, plan_id: int = 0, detail: str = "", goal: str = "",
+        release_at_ns: int = 0,
+    ) -> None:  # fmt: skip
+        if self._pub_state is None:
+            return
+        msg = PlannerState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.event, msg.plan_id, msg.detail, msg.goal = event, plan_id, detail, goal
+        if frame_stamp_s is not None:
+            msg.frame_stamp = _ns_to_time(round(frame_stamp_s * 1e9))
+        msg.release_at = _ns_to_time(release_at_ns)
+        self._pub_state.publish(msg)
+
+    def _hold_for_latency(self, job: _Job, goal: str, cfg: PlannerConfig) -> None:
+        """Worker thread: hold a result until the node clock is ``emulated_latency_s`` past its frame.
+
+        While held the worker is busy, as it would be with a model that slow: newer frames wait (latest only).
+        A goal change or deactivation ends the hold (the worker then discards the result).
+        """
+        if cfg.emulated_latency_s <= 0:
+            return
+        stamp_ns = round(job.frame_set.newest_stamp_s * 1e9)
+        release_ns = stamp_ns + round(cfg.emulated_latency_s * 1e9)
+        self._report(PlannerState.EVENT_HELD, job.frame_set.newest_stamp_s, release_at_ns=release_ns)
+        while self.get_clock().now().nanoseconds < release_ns:
+            if not self._active or self.worker is None or self.worker.goal != goal:
+                self._report(PlannerState.EVENT_DONE, job.frame_set.newest_stamp_s, detail="discarded")
+                return
+            time.sleep(0.001)  # polls the (sim) clock; the hold is measured on it, not on this sleep
 
     # ---- debug outputs -------------------------------------------------------------------------------------
     def _publish_path(self, plan: Any, msg: Any) -> None:
@@ -855,6 +1161,7 @@ class PlannerNode(LifecycleNode):
             "plan_rate_hz": f"{self.plan_window.rate_hz(now):.3f}",
             "inference_time_last_s": f"{self.plan_window.last_duration_s():.4f}",
             "inference_time_mean_s": f"{self.plan_window.mean_duration_s():.4f}",
+            **self._latency_values(),
             "next_plan_id": self._next_plan_id,
             "errors_total": errors,
         }
@@ -882,6 +1189,19 @@ class PlannerNode(LifecycleNode):
         self._last_diag_errors = errors
         return st
 
+    def _latency_values(self) -> dict[str, str]:
+        """Latency accounting for /diagnostics (node clock, s)."""
+        st = self.latency.stats()
+        warm = self.warmup_latency_s
+        return {
+            "latency_samples": str(st.count),
+            "latency_last_s": f"{st.last_s:.4f}",
+            "latency_mean_s": f"{st.mean_s:.4f}",
+            "latency_p95_s": f"{st.p95_s:.4f}",
+            "latency_max_s": f"{st.max_s:.4f}",
+            "warmup_latency_s": "" if warm is None else f"{warm:.4f}",
+        }
+
     def _publish_diagnostics(self) -> None:
         if self._pub_diag is None:
             return
@@ -903,6 +1223,12 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(text)
 
 
+def _ns_to_time(ns: int) -> Any:
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
 class _TileError(RuntimeError):
     """Tiling a frame set failed (counted apart from model errors)."""
 
@@ -916,7 +1242,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, node_class: type[PlannerNode] | None = None) -> int:
     """Entry point (``ros2 run cosmos_ros planner_node``). Returns the process exit code.
 
     Exit codes: 0 after a normal shutdown (Ctrl-C, ``ros2 lifecycle set ... shutdown`` or external), 1 when
@@ -928,7 +1254,7 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            node = PlannerNode()
+            node = (node_class or PlannerNode)()
         except Exception as exc:  # rclpy's InvalidParameter*Exception for bad overrides
             rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {type(exc).__name__}: {exc}")
             return 2

@@ -18,6 +18,39 @@ RESOLUTION_TIERS = (256, 480, 704, 720)
 VIEW_POINTS = ("ego_view", "third_person_view", "wrist_view", "concat_view")
 
 
+@dataclass(frozen=True, eq=False)
+class ActionPrefix:
+    """Steps of the next chunk pinned to the chunk that executes while it is computed (real-time chunking).
+
+    Built by ``cosmos_ros.rtc.build_prefix``; applied by backends that support it (``fast``) to the action
+    tokens only, at every sampler step (see ``cosmos_ros.runtime.fast``).
+
+    Attributes:
+        actions: ``[chunk_size, raw_width]`` float32 targets in the model's normalised action space.
+        weights: ``[chunk_size]`` float32 per-step strengths in [0, 1]; 1 = follow the target, 0 = free.
+        frozen_steps: ``d``, the number of leading steps due before the new chunk can arrive (for reporting).
+    """
+
+    actions: np.ndarray
+    weights: np.ndarray
+    frozen_steps: int = 0
+
+    def __post_init__(self) -> None:
+        a, w = self.actions, self.weights
+        if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype != np.float32:
+            raise ValueError(f"prefix actions must be a [T, W] float32 array, got {getattr(a, 'shape', a)!r}")
+        if not isinstance(w, np.ndarray) or w.shape != (a.shape[0],) or w.dtype != np.float32:
+            raise ValueError(
+                f"prefix weights must be a [{a.shape[0]}] float32 array, got {getattr(w, 'shape', w)}"
+            )
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(w))):
+            raise ValueError("prefix actions and weights must be finite")
+        if np.any(w < 0) or np.any(w > 1):
+            raise ValueError(f"prefix weights must be in [0, 1], got min {w.min()} max {w.max()}")
+        if not 0 <= self.frozen_steps <= a.shape[0]:
+            raise ValueError(f"frozen_steps must be in [0, {a.shape[0]}], got {self.frozen_steps}")
+
+
 @dataclass(frozen=True)
 class PolicyRequest:
     """Inputs of one policy call.
@@ -34,6 +67,8 @@ class PolicyRequest:
         guidance_scale: Classifier-free guidance; 1.0 disables the unconditional pass.
         seed: Seed of the ``torch.Generator``; same seed, same inputs, same weights -> same output.
         decode_video: Decode predicted frames (costs a VAE decode; actions do not need it).
+        prefix: Optional prefix conditioning (``ActionPrefix`` with ``chunk_size`` rows); backends that cannot
+            apply it raise ``ValueError``.
     """
 
     image: np.ndarray
@@ -47,6 +82,7 @@ class PolicyRequest:
     guidance_scale: float = 1.0
     seed: int = 0
     decode_video: bool = False
+    prefix: ActionPrefix | None = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -71,6 +107,10 @@ class PolicyRequest:
             raise ValueError(f"num_inference_steps must be >= 1, got {self.num_inference_steps}")
         if not self.guidance_scale >= 1.0:
             raise ValueError(f"guidance_scale must be >= 1.0, got {self.guidance_scale}")
+        if self.prefix is not None and self.prefix.actions.shape[0] != self.chunk_size:
+            raise ValueError(
+                f"prefix has {self.prefix.actions.shape[0]} rows, chunk_size is {self.chunk_size}"
+            )
 
 
 @dataclass

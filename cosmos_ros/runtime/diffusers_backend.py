@@ -78,6 +78,14 @@ class DiffusersPolicyBackend:
         """Model-dependent checks (the request validated itself); returns the domain's raw width."""
         from cosmos_ros.runtime.loader import domain_raw_width
 
+        if request.prefix is not None:
+            # diffusers 0.42.1: Cosmos3OmniPipeline._callback_tensor_inputs is ["latents"] (vision latents
+            # only); the action latents are stepped by their own scheduler copy that no callback reaches, so
+            # the stock call cannot be prefix-conditioned without reimplementing its loop (the fast backend).
+            raise ValueError(
+                "prefix conditioning needs backend 'fast' (or 'tensorrt'); the stock pipeline's "
+                "step callback cannot reach its action latents"
+            )
         width = domain_raw_width(request.domain_name)
         if width > self.action_dim:
             raise ValueError(

@@ -441,6 +441,8 @@ class FastPolicyBackend:
         steps = plan.tembs.shape[0]
         velocities = torch.zeros(steps, x0_state.numel(), device=dev, dtype=torch.float32)
         state = x0_state
+        n_vis = math.prod(plan.latent_shape)
+        pin = self._prefix_velocity(request, plan, n_vis)
         for i in range(steps):
             v = steppers[0](state, plan.tembs[i : i + 1])
             if len(steppers) > 1:
@@ -448,8 +450,10 @@ class FastPolicyBackend:
                 v_uncond = steppers[1](state, plan.tembs[i : i + 1])
                 v = v_uncond + g * (v_cond - v_uncond)
             velocities[i].copy_(v)
+            if pin is not None:  # prefix conditioning: pull the action rows toward the pinned velocity
+                v_act = velocities[i, n_vis:].view(request.chunk_size, self.action_dim)
+                v_act.add_(pin[1] * (pin[0] - v_act))
             state = (coef_a[i] * x0_state + coef_b[i : i + 1, : i + 1] @ velocities[: i + 1]).reshape(-1)
-        n_vis = math.prod(plan.latent_shape)
         latents = state[:n_vis].reshape(plan.latent_shape)
         actions = state[n_vis:].reshape(request.chunk_size, self.action_dim)[:, : plan.raw_dim].cpu().numpy()
         timings["denoise"] = time.perf_counter() - t0
@@ -462,6 +466,37 @@ class FastPolicyBackend:
             timings["decode_video"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         return actions.astype(np.float32), video, timings
+
+    def _prefix_velocity(
+        self, request: PolicyRequest, plan: PreparedPlan, n_vis: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The velocity that keeps an action row on the prefix, and the rows' weights (``None``: no prefix).
+
+        Why a velocity and not an overwritten state (Isaac-GR00T's RTC pull request overwrites the state):
+        this loop rebuilds every state from the initial noise and the velocity history (the multistep
+        solver's linear form), so a state overwrite would be forgotten at the next step. A constant velocity
+        ``v* = (noise - target) / c``, with ``c`` minus the sum of the last step's velocity coefficients
+        (``sigma_0`` for a consistent solver), moves a row along the straight flow-matching path from its
+        initial noise to the target: at every step the row *is* the target re-noised to that step's sigma,
+        and it ends on the target exactly. A row with weight ``w`` gets ``v + w (v* - v)``: 1 pins it, 0
+        leaves the model free, in between the soft mask. Only the action tokens are touched; the predicted
+        frames are denoised as the model wants, attending to the pinned actions.
+        """
+        prefix = request.prefix
+        if prefix is None:
+            return None
+        if prefix.actions.shape[1] != plan.raw_dim:
+            raise ValueError(
+                f"prefix has {prefix.actions.shape[1]} action columns, domain {request.domain_name!r} has "
+                f"{plan.raw_dim}"
+            )
+        dev = self.device
+        target = torch.zeros(request.chunk_size, self.action_dim, device=dev, dtype=torch.float32)
+        target[:, : plan.raw_dim] = torch.from_numpy(prefix.actions).to(dev)
+        noise = plan.x0_state[n_vis:].view(request.chunk_size, self.action_dim)
+        c = -float(plan.coef_b[-1].sum())
+        weights = torch.from_numpy(prefix.weights).to(dev).view(-1, 1)
+        return (noise - target) / c, weights
 
     def image_tensor(self, image: np.ndarray) -> Any:
         """The conditioning frame in the form the pipeline scales right, on the fast route where it can.

@@ -12,6 +12,7 @@ hint only for the user who asked for that backend.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 
 from cosmos_ros.action_space import ActionSpaceProfile, load_profile
 from cosmos_ros.plan import Plan
-from cosmos_ros.runtime.backend import PolicyBackend
+from cosmos_ros.runtime.backend import ActionPrefix, PolicyBackend
 from cosmos_ros.runtime.options import PolicyOptions
 
 
@@ -241,6 +242,7 @@ class PolicyRuntime:
         goal: str,
         seed: int | None = None,
         reference: Sequence[float] | np.ndarray | None = None,
+        prefix: ActionPrefix | None = None,
     ) -> PlanResult:
         """Predict and decode one action chunk.
 
@@ -249,6 +251,7 @@ class PolicyRuntime:
             goal: Instruction text, non-empty.
             seed: Overrides the configured seed for this call.
             reference: Reference state for delta profiles (see ``ActionSpaceProfile.decode``).
+            prefix: Prefix conditioning for this call (``cosmos_ros.rtc.build_prefix``), normalised actions.
 
         Raises:
             ValueError: Bad image/goal, or decoding failed (incl. ``DegenerateRotationError``).
@@ -259,6 +262,8 @@ class PolicyRuntime:
         request = self.options.request(
             image, goal, self.profile.domain_name, default_fps=self.profile.action_rate_hz, seed=seed
         )
+        if prefix is not None:
+            request = dataclasses.replace(request, prefix=prefix)
         raw = self.backend.run(request)
         t1 = time.perf_counter()
         axis_names, values = self.profile.decode(raw.actions, reference)

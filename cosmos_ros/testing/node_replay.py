@@ -70,7 +70,7 @@ DEFAULT_RECORD_TOPICS: tuple[str, ...] = (
 )
 # Setpoint topics and the rate (Hz of bag time) they are compared at.
 DEFAULT_RESAMPLE: dict[str, float] = {COMMANDS_TOPIC: 10.0}
-_IGNORE = ("*inference_time_s", "*queue_time_s", "model_id")
+_IGNORE = ("*inference_time_s", "*queue_time_s", "*expected_latency_s", "*latency_p95_s", "model_id")
 # rtol is 0 everywhere: the messages carry epoch stamps (1.7e9 s), on which any relative tolerance is void.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # Plans: same frames + seed + weights. On one machine replays are bit-identical (measured); 1e-3 (rad, m,
