@@ -24,7 +24,11 @@ from cosmos_ros.training.demos import DemoSet, load_demos, make_synthetic_demos
 from cosmos_ros.training.flow import PolicyShape
 from cosmos_ros.training.trainer import TRAINING_FILE, TrainConfig, save_policy, train_policy
 
-DEFAULT_PROFILE_NAME = "panda_sim_joints"
+# The profile written next to the model keeps the name of the action space it fills in: plans are stamped
+# with it and the safety node matches it against its limits file (config/limits/arm7_joints.yaml), and the
+# sim accepts setpoints in its axis order. The statistics are this checkpoint's (the shipped
+# config/action_spaces/arm7_joints.yaml keeps its placeholders for other checkpoints).
+DEFAULT_PROFILE_NAME = "arm7_joints"
 
 
 def _demos(args: argparse.Namespace) -> DemoSet:
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--layers", type=int, default=TrainConfig.num_layers)
     parser.add_argument("--hidden", type=int, default=TrainConfig.hidden_size)
+    parser.add_argument("--intermediate", type=int, default=TrainConfig.intermediate_size)
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -69,7 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         help="fraction of episodes kept out of training for evaluation (0 trains on all; default 0.1)",
     )
     parser.add_argument("--profile-name", default=DEFAULT_PROFILE_NAME, help="name of the written profile")
-    parser.add_argument("--profile-out", help="also copy the profile YAML here (e.g. config/action_spaces/...)")
+    parser.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=None,
+        help="safety net: stop after this many seconds of training (recorded in training.json)",
+    )
+    parser.add_argument(
+        "--profile-out", help="also copy the profile YAML here (e.g. config/action_spaces/...)"
+    )
     args = parser.parse_args(argv)
 
     demos = _demos(args)
@@ -78,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.held_out_fraction > 0:
         train, held = demos.split_by_episode(args.held_out_fraction, seed=args.seed)
         held_out_episodes = sorted(int(e) for e in np.unique(held.episode))
-    rate = float(demos.metadata.get("action_rate_hz", 15.0))
+    meta = demos.metadata
+    rate = (
+        1.0 / float(meta["step_period"]) if "step_period" in meta else float(meta.get("action_rate_hz", 15.0))
+    )
     shape = PolicyShape(chunk_size=demos.chunk_size, fps=rate)
     cfg = TrainConfig(
         steps=args.steps,
@@ -86,20 +102,31 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         num_layers=args.layers,
         hidden_size=args.hidden,
+        intermediate_size=args.intermediate,
         seed=args.seed,
         threads=args.threads,
     )
     print(
         f"training on {len(train)} rows ({np.unique(train.episode).size} episodes; "
-        f"{len(held_out_episodes)} held out), chunk {shape.chunk_size}, {cfg.steps} steps x {cfg.batch_size}, "
+        f"{len(held_out_episodes)} held out), chunk {shape.chunk_size}, "
+        f"{cfg.steps} steps x {cfg.batch_size}, "
         f"device {args.device}",
         flush=True,
     )
-    result = train_policy(train, cfg, shape, device=args.device, on_step=_progress(cfg.steps, "train"))
+    result = train_policy(
+        train,
+        cfg,
+        shape,
+        device=args.device,
+        on_step=_progress(cfg.steps, "train"),
+        time_limit_s=args.time_limit_s,
+    )
     out = save_policy(result, args.out, cfg, shape, train, profile_name=args.profile_name)
     record = json.loads((out / TRAINING_FILE).read_text())
     record["held_out_episodes"] = held_out_episodes
-    record["demos"]["file"] = str(args.demos) if args.demos else f"synthetic(episodes={args.synthetic_episodes})"
+    record["demos"]["file"] = (
+        str(args.demos) if args.demos else f"synthetic(episodes={args.synthetic_episodes})"
+    )
     (out / TRAINING_FILE).write_text(json.dumps(record, indent=2) + "\n")
     if args.profile_out:
         Path(args.profile_out).write_text((out / "action_space.yaml").read_text())

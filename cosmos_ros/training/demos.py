@@ -6,8 +6,8 @@ Format (written by ``cosmos_ros.tools.make_sim_demos``; one row per training sam
 - ``actions`` float32 ``[N, T, A]``: the action chunk that follows the frame, in physical units (for the Panda
   sim: 7 joint targets in rad + gripper opening in m, absolute, one step per ``1 / action_rate_hz``);
 - ``joint_positions`` ``[N, A]``: the measured state at the frame (not seen by the policy, kept for analysis);
-- ``episode`` int ``[N]``: which episode a row comes from (held-out splits are made by episode, so frames of one
-  episode never land on both sides);
+- ``episode`` int ``[N]``: which episode a row comes from (held-out splits are made by episode, so frames of
+  one episode never land on both sides);
 - optional metadata (``action_rate_hz``, ``joint_names``, ...), kept as a plain dict.
 
 Why a synthetic stand-in: training and its tests must not depend on the simulator (CI without pybullet, and
@@ -27,7 +27,8 @@ import numpy as np
 REQUIRED_KEYS = ("frames", "goals", "actions", "joint_positions", "episode")
 PANDA_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
 
-# Synthetic scene: object colours (RGB) named in the goals. Distinct hues so a 16x-downsampling VAE keeps them apart.
+# Synthetic scene: object colours (RGB) named in the goals; distinct hues, so a 16x-downsampling VAE keeps
+# them apart.
 SYNTHETIC_COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 60, 220)}
 _BACKGROUND = (120, 110, 100)
 
@@ -104,7 +105,7 @@ class DemoSet:
         if episodes.size < 2:
             raise ValueError(f"need >= 2 episodes to hold some out, got {episodes.size}")
         rng = np.random.default_rng(seed)
-        n_out = max(1, int(round(held_out_fraction * episodes.size)))
+        n_out = max(1, round(held_out_fraction * episodes.size))
         held = rng.choice(episodes, size=n_out, replace=False)
         mask = np.isin(self.episode, held)
         return self.subset(~mask), self.subset(mask)
@@ -157,9 +158,10 @@ def _plain(v: np.ndarray) -> Any:
 
 
 def synthetic_targets(colour_xy: np.ndarray) -> np.ndarray:
-    """Joint targets ``[..., 8]`` (7 joints rad + gripper m) for the named square's centre ``[..., 2]`` in [0, 1].
+    """Joint targets ``[..., 8]`` (7 joints rad + gripper m) for the named square's centre ``[..., 2]``.
 
-    Smooth, non-linear and different per joint, inside the Panda's joint ranges, like IK to a point on a table.
+    The centre is in [0, 1] image units. Smooth, non-linear and different per joint, inside the Panda's
+    joint ranges, like IK to a point on a table.
     """
     x, y = colour_xy[..., 0], colour_xy[..., 1]
     u, v = 2.0 * x - 1.0, 2.0 * y - 1.0
@@ -213,7 +215,7 @@ def make_synthetic_demos(
             img = np.empty((size, size, 3), np.uint8)
             img[:] = _BACKGROUND
             for (cx, cy), name in zip(centres + jitter, names, strict=True):
-                px, py = int(round(cx * (size - 1))), int(round(cy * (size - 1)))
+                px, py = round(cx * (size - 1)), round(cy * (size - 1))
                 img[max(0, py - half) : py + half, max(0, px - half) : px + half] = SYNTHETIC_COLOURS[name]
             joints = synthetic_targets(centres[target])
             rows["frames"].append(img)
@@ -232,7 +234,7 @@ def make_synthetic_demos(
 
 
 def _non_overlapping(rng: np.random.Generator, n: int, margin: float, min_dist: float) -> np.ndarray:
-    """``n`` points in ``[margin, 1 - margin]^2`` pairwise at least ``min_dist`` apart (rejection sampling)."""
+    """``n`` points in ``[margin, 1 - margin]^2``, pairwise >= ``min_dist`` apart (rejection sampling)."""
     for _ in range(1000):
         pts = rng.uniform(margin, 1.0 - margin, size=(n, 2))
         d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(n)

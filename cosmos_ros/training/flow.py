@@ -1,4 +1,4 @@
-"""The flow-matching objective that ``Cosmos3OmniPipeline``'s policy sampler inverts, on the pipeline's packing.
+"""The flow-matching objective that ``Cosmos3OmniPipeline``'s policy sampler inverts, on its own packing.
 
 What the sampler does (diffusers 0.42.1, ``pipeline_cosmos3_omni.py``, policy mode): the conditioning frame is
 repeated to ``chunk + 1`` frames and VAE-encoded; latent frame 0 stays clean, the later latent frames and the
@@ -63,7 +63,12 @@ class PackedPrompt:
     """
 
     def __init__(
-        self, pipe: Any, input_ids: list[int], vision_shape: tuple[int, ...], shape: PolicyShape, device: Any = "cpu"
+        self,
+        pipe: Any,
+        input_ids: list[int],
+        vision_shape: tuple[int, ...],
+        shape: PolicyShape,
+        device: Any = "cpu",
     ):
         import torch
 
@@ -122,13 +127,17 @@ class PackedPrompt:
             vision_token_shapes=s["vision_token_shapes"],
             vision_sequence_indexes=s["vision_sequence_indexes"],
             vision_mse_loss_indexes=s["vision_mse_loss_indexes"],
-            vision_timesteps=torch.full((self.num_noisy_vision_tokens,), timestep, device=vision_tokens.device),
+            vision_timesteps=torch.full(
+                (self.num_noisy_vision_tokens,), timestep, device=vision_tokens.device
+            ),
             vision_noisy_frame_indexes=s["vision_noisy_frame_indexes"],
             action_tokens=[action_tokens],
             action_token_shapes=s["action_token_shapes"],
             action_sequence_indexes=s["action_sequence_indexes"],
             action_mse_loss_indexes=s["action_mse_loss_indexes"],
-            action_timesteps=torch.full((self.num_noisy_action_tokens,), timestep, device=action_tokens.device),
+            action_timesteps=torch.full(
+                (self.num_noisy_action_tokens,), timestep, device=action_tokens.device
+            ),
             action_noisy_frame_indexes=s["action_noisy_frame_indexes"],
             action_domain_ids=[domain_id],
             return_dict=False,
@@ -140,7 +149,13 @@ class PromptCache:
     """``PackedPrompt`` per goal text, plus the empty (unconditional) prompt the sampler's CFG pass uses."""
 
     def __init__(
-        self, pipe: Any, vision_shape: tuple[int, ...], shape: PolicyShape, height: int, width: int, device: Any = "cpu"
+        self,
+        pipe: Any,
+        vision_shape: tuple[int, ...],
+        shape: PolicyShape,
+        height: int,
+        width: int,
+        device: Any = "cpu",
     ):
         self._pipe = pipe
         self._device = device
@@ -181,7 +196,7 @@ def flow_loss(
     domain_ids: Any,
     vision_weight: float,
 ) -> tuple[Any, Any]:
-    """Flow-matching loss of ``B`` samples sharing one prompt; returns ``(total, action_mse)`` (scalar tensors).
+    """Flow-matching loss of ``B`` samples sharing one prompt; returns ``(total, action_mse)`` (scalars).
 
     Args:
         transformer: ``Cosmos3OmniTransformer``.
@@ -196,7 +211,9 @@ def flow_loss(
     import torch
 
     sv = sigma.view(-1, 1, 1, 1, 1)
-    xt_v = torch.cat([x0_vision[:, :, :1], (1.0 - sv) * x0_vision[:, :, 1:] + sv * eps_vision[:, :, 1:]], dim=2)
+    xt_v = torch.cat(
+        [x0_vision[:, :, :1], (1.0 - sv) * x0_vision[:, :, 1:] + sv * eps_vision[:, :, 1:]], dim=2
+    )
     sa = sigma.view(-1, 1, 1)
     xt_a = (1.0 - sa) * x0_action + sa * eps_action
     pred_v, pred_a = batched_forward(transformer, packed, xt_v, xt_a, 1000.0 * sigma, domain_ids)
@@ -248,16 +265,21 @@ def batched_forward(
     t_emb = transformer.time_embedder(transformer.time_proj(timesteps * cfg.timestep_scale))  # [B, H]
     stride = hp * wp
     vis = torch.cat([vis[:, :stride], vis[:, stride:] + t_emb[:, None]], dim=1)  # frame 0 is not noisy
-    act = transformer.action_proj_in(xt_action, domain_ids) + transformer.action_modality_embed + t_emb[:, None]
+    act = (
+        transformer.action_proj_in(xt_action, domain_ids) + transformer.action_modality_embed + t_emb[:, None]
+    )
     gen = torch.cat([vis, act], dim=1)
 
-    cos, sin = transformer.rotary_emb(position_ids=s["position_ids"].unsqueeze(1), device=und.device, dtype=und.dtype)
+    cos, sin = transformer.rotary_emb(
+        position_ids=s["position_ids"].unsqueeze(1), device=und.device, dtype=und.dtype
+    )
     cos, sin = cos.squeeze(0), sin.squeeze(0)
     lu = s["und_len"]
     rot = (cos[:lu], sin[:lu], cos[lu:], sin[lu:])
     for layer in transformer.layers:
-        und_attn, gen_attn = _batched_attention(layer.self_attn, layer.input_layernorm(und),
-                                                layer.input_layernorm_moe_gen(gen), rot)
+        und_attn, gen_attn = _batched_attention(
+            layer.self_attn, layer.input_layernorm(und), layer.input_layernorm_moe_gen(gen), rot
+        )
         und = und + und_attn
         gen = gen + gen_attn
         und = und + layer.mlp(layer.post_attention_layernorm(und))
@@ -274,7 +296,7 @@ def batched_forward(
 def _batched_attention(attn: Any, und: Any, gen: Any, rot: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
     """``Cosmos3AttnProcessor`` with a batch axis on the generation stream (``und`` is ``[1, Lu, H]``)."""
     import torch
-    import torch.nn.functional as F
+    from torch.nn import functional
 
     nh, nkv, hd = attn.num_attention_heads, attn.num_key_value_heads, attn.head_dim
     b = gen.shape[0]
@@ -296,11 +318,15 @@ def _batched_attention(attn: Any, und: Any, gen: Any, rot: tuple[Any, Any, Any, 
         half = x.shape[-1] // 2
         return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
-    q_und, k_und, k_und_gen = rope(q_und, cos_u, sin_u), rope(k_und, cos_u, sin_u), rope(k_und_gen, cos_u, sin_u)
+    q_und, k_und, k_und_gen = (
+        rope(q_und, cos_u, sin_u),
+        rope(k_und, cos_u, sin_u),
+        rope(k_und_gen, cos_u, sin_u),
+    )
     q_gen, k_gen = rope(q_gen, cos_g, sin_g), rope(k_gen, cos_g, sin_g)
 
     def sdpa(q: Any, k: Any, v: Any, causal: bool) -> Any:  # [B, L, heads, hd] in and out
-        out = F.scaled_dot_product_attention(
+        out = functional.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal, enable_gqa=True
         )
         return out.transpose(1, 2).flatten(-2, -1)

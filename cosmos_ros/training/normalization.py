@@ -38,7 +38,9 @@ class ActionStats:
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError(f"mean and std must be non-empty and equal in length, got {self.mean}, {self.std}")
+            raise ValueError(
+                f"mean and std must be non-empty and equal in length, got {self.mean}, {self.std}"
+            )
         if not 1 <= self.used <= len(self.mean):
             raise ValueError(f"used must be in [1, {len(self.mean)}], got {self.used}")
         if not all(np.isfinite(self.mean)) or not all(np.isfinite(self.std)):
@@ -70,7 +72,7 @@ class ActionStats:
         a = np.asarray(actions, dtype=np.float64)
         if a.shape[-1] != self.used:
             raise ValueError(f"actions must have {self.used} columns, got shape {a.shape}")
-        out = np.zeros(a.shape[:-1] + (self.width,))
+        out = np.zeros((*a.shape[:-1], self.width))
         out[..., : self.used] = (a - self.mean[: self.used]) / np.asarray(self.std[: self.used])
         return out.astype(np.float32)
 

@@ -11,7 +11,8 @@ Steps (``train_policy``):
 3. Normalise actions with statistics of the data (``ActionStats``) and pad them to the domain's width.
 4. Re-initialise the ``DomainAwareLinear`` action heads (their embeddings start N(0, 1), far too large).
 5. Optimise the flow-matching loss (``cosmos_ros.training.flow``) with AdamW, warm-up and cosine decay;
-   ``empty_prompt_prob`` of the samples see the unconditional prompt so guidance > 1 has something to contrast.
+   ``empty_prompt_prob`` of the samples see the unconditional prompt, so guidance > 1 has something to
+   contrast.
 6. ``save_pretrained`` + the action-space profile (``action_space.yaml``) + ``training.json`` (settings, data,
    losses) into the output directory.
 
@@ -59,17 +60,17 @@ class TrainConfig:
     """
 
     steps: int = 3000
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     hidden_size: int = 64
-    num_layers: int = 4
+    num_layers: int = 6
     num_heads: int = 4
     num_kv_heads: int = 2
     head_dim: int = 16
-    intermediate_size: int = 128
+    intermediate_size: int = 256
     empty_prompt_prob: float = 0.15
     vision_weight: float = 1.0
     flow_shift: float = 5.0
@@ -77,12 +78,22 @@ class TrainConfig:
     threads: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "threads"):
+        for name in (
+            "steps",
+            "batch_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "threads",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
         if self.head_dim % 8:
             raise ValueError(f"head_dim must be a multiple of 8 (mRoPE sections), got {self.head_dim}")
         if not self.lr > 0:
@@ -107,7 +118,12 @@ class TrainResult:
 def build_pipeline(cfg: TrainConfig, action_dim: int) -> Any:
     """A fresh pipeline: small transformer (seeded), the tiny VAE and tokenizer, the flow UniPC scheduler."""
     import torch
-    from diffusers import AutoencoderKLWan, Cosmos3OmniPipeline, Cosmos3OmniTransformer, UniPCMultistepScheduler
+    from diffusers import (
+        AutoencoderKLWan,
+        Cosmos3OmniPipeline,
+        Cosmos3OmniTransformer,
+        UniPCMultistepScheduler,
+    )
 
     from cosmos_ros.tools.make_tiny_model import _build_tokenizer  # the project's offline tokenizer
 
@@ -135,7 +151,10 @@ def build_pipeline(cfg: TrainConfig, action_dim: int) -> Any:
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKLWan(**_VAE_KWARGS)
     scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=cfg.flow_shift, num_train_timesteps=1000
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=cfg.flow_shift,
+        num_train_timesteps=1000,
     )
     return Cosmos3OmniPipeline(
         transformer=transformer,
@@ -174,7 +193,7 @@ def encode_frames(
     device: Any = "cpu",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Any, int, int]:
-    """Raw VAE latents ``[N, C, T, h, w]`` of each frame as the policy call encodes it; also the canvas H, W."""
+    """Raw VAE latents ``[N, C, T, h, w]`` of the frames, encoded as a policy call does, and the canvas."""
     import torch
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import retrieve_latents
     from PIL import Image
@@ -233,8 +252,12 @@ def train_policy(
     device: str = "cpu",
     on_step: Callable[[int, float, float], None] | None = None,
     on_encode: Callable[[int], None] | None = None,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train on ``demos``; ``on_step(step, loss, action_loss)`` after each step (for a progress bar).
+
+    ``time_limit_s`` is a safety net for leased machines: training stops after the step that crosses it
+    (``TrainResult.losses`` then has fewer than ``cfg.steps`` entries; the record says so).
 
     Noise, sigmas and batches are drawn on the CPU from ``cfg.seed`` whatever the device, so a GPU run and a
     CPU run see the same samples (their weights still differ by floating-point rounding).
@@ -245,7 +268,9 @@ def train_policy(
     from cosmos_ros.runtime.loader import domain_raw_width, resolve_device
 
     if demos.chunk_size != shape.chunk_size:
-        raise ValueError(f"demonstrations have chunks of {demos.chunk_size}, the policy shape {shape.chunk_size}")
+        raise ValueError(
+            f"demonstrations have chunks of {demos.chunk_size}, the policy shape {shape.chunk_size}"
+        )
     dev = resolve_device(device)
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
@@ -263,7 +288,7 @@ def train_policy(
     reinit_action_heads(transformer)
     transformer.train()
     pipe.vae.requires_grad_(False)
-    prompts = PromptCache(pipe, (1,) + tuple(latents.shape[1:]), shape, height, width_px, dev)
+    prompts = PromptCache(pipe, (1, *tuple(latents.shape[1:])), shape, height, width_px, dev)
     domain = _EMBODIMENT_TO_DOMAIN_ID[shape.domain_name]
     opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
@@ -275,8 +300,8 @@ def train_policy(
         rows = rng.integers(len(demos), size=cfg.batch_size)
         sigmas = np.clip(warp_sigma(rng.uniform(size=cfg.batch_size), cfg.flow_shift), 1e-3, 1.0)
         empty = rng.uniform(size=cfg.batch_size) < cfg.empty_prompt_prob
-        eps_v = torch.randn((cfg.batch_size,) + tuple(latents.shape[1:]), generator=gen).to(dev)
-        eps_a = torch.randn((cfg.batch_size,) + tuple(actions.shape[1:]), generator=gen).to(dev)
+        eps_v = torch.randn((cfg.batch_size, *tuple(latents.shape[1:])), generator=gen).to(dev)
+        eps_a = torch.randn((cfg.batch_size, *tuple(actions.shape[1:])), generator=gen).to(dev)
         keys = ["" if drop else goals[r] for r, drop in zip(rows, empty, strict=True)]
         opt.zero_grad(set_to_none=True)
         total = action_total = torch.zeros((), device=dev)
@@ -306,6 +331,8 @@ def train_policy(
         result.action_losses.append(float(action_total))
         if on_step is not None:
             on_step(step, result.losses[-1], result.action_losses[-1])
+        if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+            break
     transformer.eval()
     pipe.to(torch.device("cpu"))
     result.seconds = time.perf_counter() - t_start
@@ -342,7 +369,7 @@ def save_policy(
         ),
     )
     header = (
-        "# Written by cosmos_ros.tools.train_tiny_policy: the action space of the tiny policy saved next to it.\n"
+        "# Written by cosmos_ros.tools.train_tiny_policy: the action space of the tiny policy beside it.\n"
         "# The normalisation statistics are the training data's (mean/std per column), not placeholders.\n"
     )
     (out / PROFILE_FILE).write_text(header + yaml.safe_dump(profile, sort_keys=False))
@@ -355,6 +382,7 @@ def save_policy(
             "goals": sorted({str(g) for g in demos.goals}),
             "source": source,
         },
+        "steps_done": len(result.losses),
         "final_loss": result.losses[-1] if result.losses else None,
         "final_action_loss": result.action_losses[-1] if result.action_losses else None,
         "loss_first_10_steps": float(np.mean(result.losses[:10])) if result.losses else None,
