@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="trained pipeline directory")
     parser.add_argument("--demos", required=True, help="demonstrations .npz")
-    parser.add_argument("--episodes", default="held-out", choices=("held-out", "all"))
+    parser.add_argument(
+        "--episodes",
+        default="held-out",
+        choices=("held-out", "train", "all"),
+        help="held-out (default): the episodes training.json lists as held out; train: the others",
+    )
     parser.add_argument(
         "--max-rows", type=int, default=60, help="evaluate at most this many rows (spread evenly)"
     )
@@ -45,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
     model = Path(args.model)
     demos = load_demos(args.demos)
-    if args.episodes == "held-out":
+    if args.episodes != "all":
         held = json.loads((model / TRAINING_FILE).read_text()).get("held_out_episodes", [])
         if not held:
             raise SystemExit(f"{model / TRAINING_FILE} lists no held-out episodes; use --episodes all")
-        demos = demos.subset(np.isin(demos.episode, held))
+        in_held = np.isin(demos.episode, held)
+        demos = demos.subset(in_held if args.episodes == "held-out" else ~in_held)
     if len(demos) > args.max_rows:
         demos = demos.subset(np.linspace(0, len(demos) - 1, args.max_rows).round().astype(int))
     profile_path = model / PROFILE_FILE
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             np.savez_compressed(args.predictions_out, predictions=pred, episode=demos.episode)
     err = action_errors(pred, demos.actions, mean)
     print(
-        f"{err.rows} rows from {np.unique(demos.episode).size} episodes, {args.steps} steps, guidance "
+        f"{err.rows} rows from {np.unique(demos.episode).size} {args.episodes} episodes, {args.steps} steps, "
+        f"guidance "
         f"{args.guidance}, backend {args.backend} ({seconds:.2f} s/plan)\n"
         f"arm-joint MAE: model {err.model_mae_rad:.4f} rad, mean predictor {err.mean_mae_rad:.4f} rad "
         f"(ratio {err.ratio:.3f})\n"

@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=TrainConfig.num_layers)
     parser.add_argument("--hidden", type=int, default=TrainConfig.hidden_size)
     parser.add_argument("--intermediate", type=int, default=TrainConfig.intermediate_size)
+    parser.add_argument(
+        "--empty-prompt-prob",
+        type=float,
+        default=TrainConfig.empty_prompt_prob,
+        help="share of samples trained on the empty prompt (needed for guidance > 1; 0: run with guidance 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         num_layers=args.layers,
         hidden_size=args.hidden,
         intermediate_size=args.intermediate,
+        empty_prompt_prob=args.empty_prompt_prob,
         seed=args.seed,
         threads=args.threads,
     )

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from cosmos_ros.models import PROFILE_FILE
 from cosmos_ros.training.demos import PANDA_JOINT_NAMES, DemoSet
 from cosmos_ros.training.flow import PolicyShape, PromptCache, flow_loss, warp_sigma
 from cosmos_ros.training.normalization import ActionStats, profile_mapping
 
-PROFILE_FILE = "action_space.yaml"
 TRAINING_FILE = "training.json"
 
 
@@ -355,7 +355,8 @@ def save_policy(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.pipe.save_pretrained(out, safe_serialization=True)
-    source = str(demos.metadata.get("source", "unknown"))
+    meta = demos.metadata
+    source = str(meta.get("source", "simulator" if "expert_success" in meta else "unknown"))
     profile = profile_mapping(
         result.stats,
         name=profile_name,
