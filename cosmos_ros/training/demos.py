@@ -148,7 +148,7 @@ def save_demos(demos: DemoSet, path: str | Path) -> Path:
         actions=demos.actions,
         joint_positions=demos.joint_positions,
         episode=demos.episode,
-        **extra,
+        **extra,  # type: ignore[arg-type]  # numpy stubs type the keyword arrays as allow_pickle
     )
     return p
 
