@@ -104,6 +104,14 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         60.0,
         describe("Lockstep: give up a wait after this long (wall s), counted", float_range=(0.1, 3600.0)),
     ),
+    "state_settle_s": (
+        0.01,
+        describe(
+            "Lockstep: wall seconds between joint_states(t) and /clock(t), so that the safety node takes the "
+            "state before it ticks (no acknowledgement exists for it; see lockstep.py)",
+            float_range=(0.0, 1.0),
+        ),
+    ),
     "record_dir": ("", describe("Write each episode's controller inputs to <dir>/episode_<seed>.npz")),
     "exit_when_done": (False, describe("End the process after the last episode", read_only=True)),
     "log_throttle_s": (
@@ -130,6 +138,7 @@ class SimNodeConfig:
     safety_node_name: str
     tick_retry_s: float
     lockstep_timeout_s: float
+    state_settle_s: float
     record_dir: str
     exit_when_done: bool
     log_throttle_s: float
@@ -425,6 +434,8 @@ class SimNode(LifecycleNode):
         cfg = self.cfg
         assert cfg is not None
         self._publish_joints()
+        if cfg.lockstep and cfg.state_settle_s > 0:
+            time.sleep(cfg.state_settle_s)
         self._publish_clock(self._pub_clock)
         if cfg.lockstep:
             ok = self._wait(

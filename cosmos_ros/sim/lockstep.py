@@ -14,6 +14,12 @@ Goal: results that do not depend on CPU speed. The sim owns time; it advances ``
    planner's report on it (``HELD`` or ``DONE``), and for the safety decision of a published plan;
 5. apply the setpoint, step the physics to ``t + tick_s``.
 
+The one input without an acknowledgement is the measured state: the safety node takes ``joint_states`` and
+``/clock`` on different subscriptions, and its tick at ``t`` uses whichever state it has taken by then (it
+matters through ``max_step_from_measured``). The sim publishes ``joint_states(t)`` ``state_settle_s`` of wall
+time before ``/clock(t)``, as the bag replay's lockstep does; removing this last race needs the safety node to
+acknowledge the state (e.g. tick on the state message, or report the stamp of the state a tick used).
+
 A camera frame is only sent to an idle planner, so which frame the model sees never depends on how long it
 took on the previous one. Waits end by timeout only when a node failed; those are counted
 (``lockstep_timeouts``) and a deterministic run has none.
