@@ -24,10 +24,26 @@ FRAME = "frame"
 STALE = "stale"
 PLAN_ID = "plan_id"
 ROTATION = "rotation"
+PLAN_LENGTH = "plan_length"
 # Decided by the supervisor's state, not by the plan: e-stop latched, or not activated.
 ESTOP = "estop"
 INACTIVE = "inactive"
-REJECT_REASONS = (NONFINITE, SHAPE, AXES, ACTION_SPACE, FRAME, STALE, PLAN_ID, ROTATION, ESTOP, INACTIVE)
+# The latest measured state is implausible (see SafetySupervisor.set_measured): nothing streams.
+MEASURED_STATE = "measured_state"
+REJECT_REASONS = (
+    NONFINITE,
+    SHAPE,
+    AXES,
+    ACTION_SPACE,
+    FRAME,
+    STALE,
+    PLAN_ID,
+    ROTATION,
+    PLAN_LENGTH,
+    ESTOP,
+    INACTIVE,
+    MEASURED_STATE,
+)
 # Smallest quaternion norm that can be normalised without amplifying noise into a rotation.
 MIN_QUATERNION_NORM = 1e-6
 
@@ -48,7 +64,8 @@ def check_plan(plan: Plan, limits: SafetyLimits, now_s: float, last_plan_id: int
     """Decide whether ``plan`` must be rejected; None if it may be clamped and streamed.
 
     Checked in this order (the first failing check is reported): action space, frame, axis names, shape,
-    finiteness (values, stamps), staleness (``|now - stamp_s| > staleness_limit_s``; a stamp far in the
+    length (more than ``limits.max_plan_steps`` steps: rejected before any arithmetic on the values, which
+    bounds the work of checking and clamping one plan), finiteness (values, stamps), staleness (``|now - stamp_s| > staleness_limit_s``; a stamp far in the
     future means mismatched clocks and is equally untrustworthy), plan id (must be strictly greater than
     the last accepted one), and for pose spaces the quaternions (finite norm > ``MIN_QUATERNION_NORM``).
 
@@ -76,6 +93,10 @@ def check_plan(plan: Plan, limits: SafetyLimits, now_s: float, last_plan_id: int
         return Rejection(SHAPE, f"values cannot be read as float64: {exc}")
     if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] != len(expected):
         return Rejection(SHAPE, f"values shape {values.shape}, expected [T >= 1, {len(expected)}]")
+    if values.shape[0] > limits.max_plan_steps:
+        return Rejection(
+            PLAN_LENGTH, f"{values.shape[0]} steps > max_plan_steps {limits.max_plan_steps} of the limits file"
+        )
     if not np.all(np.isfinite(values)):
         rows, cols = np.nonzero(~np.isfinite(values))
         return Rejection(
