@@ -376,7 +376,9 @@ class SafetyNodeConfig:
         if not self.diagnostics_period_s > 0:
             raise ValueError(f"diagnostics_period_s must be > 0, got {self.diagnostics_period_s}")
         if not 0.001 <= self.estop_release_hold_s <= 60.0:
-            raise ValueError(f"estop_release_hold_s must be in [0.001, 60] s, got {self.estop_release_hold_s}")
+            raise ValueError(
+                f"estop_release_hold_s must be in [0.001, 60] s, got {self.estop_release_hold_s}"
+            )
 
 
 def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link") -> SafetyNodeConfig:
@@ -1026,7 +1028,10 @@ class SafetyNode(LifecycleNode):
         if estop:
             level, summary = DiagnosticStatus.ERROR, "e-stop latched"
         elif problem:
-            level, summary = DiagnosticStatus.ERROR, f"measured state implausible, nothing streamed: {problem}"
+            level, summary = (
+                DiagnosticStatus.ERROR,
+                f"measured state implausible, nothing streamed: {problem}",
+            )
         elif self._errors:
             level, summary = DiagnosticStatus.WARN, f"{sum(self._errors.values())} internal errors (held)"
         elif waiting and self._active:

@@ -65,9 +65,10 @@ def check_plan(plan: Plan, limits: SafetyLimits, now_s: float, last_plan_id: int
 
     Checked in this order (the first failing check is reported): action space, frame, axis names, shape,
     length (more than ``limits.max_plan_steps`` steps: rejected before any arithmetic on the values, which
-    bounds the work of checking and clamping one plan), finiteness (values, stamps), staleness (``|now - stamp_s| > staleness_limit_s``; a stamp far in the
-    future means mismatched clocks and is equally untrustworthy), plan id (must be strictly greater than
-    the last accepted one), and for pose spaces the quaternions (finite norm > ``MIN_QUATERNION_NORM``).
+    bounds the work of checking and clamping one plan), finiteness (values, stamps), staleness
+    (``|now - stamp_s| > staleness_limit_s``; a stamp far in the future means mismatched clocks and is
+    equally untrustworthy), plan id (must be strictly greater than the last accepted one), and for pose
+    spaces the quaternions (finite norm > ``MIN_QUATERNION_NORM``).
 
     Args:
         plan: The received plan.
@@ -95,7 +96,8 @@ def check_plan(plan: Plan, limits: SafetyLimits, now_s: float, last_plan_id: int
         return Rejection(SHAPE, f"values shape {values.shape}, expected [T >= 1, {len(expected)}]")
     if values.shape[0] > limits.max_plan_steps:
         return Rejection(
-            PLAN_LENGTH, f"{values.shape[0]} steps > max_plan_steps {limits.max_plan_steps} of the limits file"
+            PLAN_LENGTH,
+            f"{values.shape[0]} steps > max_plan_steps {limits.max_plan_steps} of the limits file",
         )
     if not np.all(np.isfinite(values)):
         rows, cols = np.nonzero(~np.isfinite(values))

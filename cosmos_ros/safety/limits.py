@@ -16,7 +16,7 @@ File layout (see ``config/limits/*.yaml`` for documented examples)::
     staleness_limit_s: 0.5           # reject plans whose stamp is further than this from now
     control_rate_hz: 100.0           # default streaming rate
     max_plan_steps: 1000             # a longer plan is rejected (plan_length)
-    measured_max_speed_factor: 2.0   # a measured jump faster than this x max_velocity is implausible (null: no check)
+    measured_max_speed_factor: 2.0   # measured jumps faster than this x max_velocity are refused; null: none
     axes:                            # ordered; must equal Plan.axis_names (pose: see POSE_AXES)
       - name: panda_joint1
         unit: rad
@@ -150,14 +150,15 @@ class AxisLimits:
         def fmt(value: float | None, unit: str) -> str:
             return "unlimited" if value is None else f"{value:g} {unit}"
 
+        margin = self.measured_plausibility_margin
+        plausible = "any distance" if margin is None else fmt(margin, u)
         lo = "-inf" if self.min_position is None else f"{self.min_position:g}"
         hi = "+inf" if self.max_position is None else f"{self.max_position:g}"
         return (
             f"{self.name}: position [{lo}, {hi}] {u}, velocity {fmt(self.max_velocity, u + '/s')}, "
             f"acceleration {fmt(self.max_acceleration, u + '/s^2')}, jerk {fmt(self.max_jerk, u + '/s^3')}, "
             f"step from measured {fmt(self.max_step_from_measured, u)}, measured plausible within "
-            f"{'any distance' if self.measured_plausibility_margin is None else fmt(self.measured_plausibility_margin, u)}"
-            " of the bounds"
+            f"{plausible} of the bounds"
         )
 
 
@@ -344,11 +345,12 @@ class SafetyLimits:
         return out
 
     def __str__(self) -> str:
+        factor = self.measured_max_speed_factor
+        jump = "unchecked" if factor is None else f"{factor:g}"
         lines = [
             f"SafetyLimits {self.action_space!r} ({self.kind}, frame {self.frame_id!r}, "
             f"staleness {self.staleness_limit_s:g} s, control rate {self.control_rate_hz:g} Hz, "
-            f"at most {self.max_plan_steps} steps per plan, measured jump factor "
-            f"{'unchecked' if self.measured_max_speed_factor is None else f'{self.measured_max_speed_factor:g}'})"
+            f"at most {self.max_plan_steps} steps per plan, measured jump factor {jump})"
         ]
         lines += [f"  {a}" for a in self.axes]
         if self.orientation is not None:

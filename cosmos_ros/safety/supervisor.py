@@ -131,7 +131,9 @@ class SupervisorConfig:
                 raise ValueError(f"{key} must be one of {WATCHDOG_MODES}, got {getattr(self, key)!r}")
         SchedulerConfig(self.blend_mode, self.blend_time_s)  # validates both
         hold = self.estop_release_hold_s
-        if not (isinstance(hold, (int, float)) and not isinstance(hold, bool) and math.isfinite(hold) and hold > 0):
+        if not (
+            isinstance(hold, (int, float)) and not isinstance(hold, bool) and math.isfinite(hold) and hold > 0
+        ):
             raise ValueError(f"estop_release_hold_s must be a finite number of seconds > 0, got {hold!r}")
 
 
@@ -614,7 +616,9 @@ class SafetySupervisor:
         self._c["plans_received"] += 1
         plan, num_steps = prepared.plan, prepared.num_steps
         if not self._active:
-            return self._reject(plan, checks.Rejection(checks.INACTIVE, "supervisor is not active"), num_steps)
+            return self._reject(
+                plan, checks.Rejection(checks.INACTIVE, "supervisor is not active"), num_steps
+            )
         if self._estop:
             return self._reject(
                 plan, checks.Rejection(checks.ESTOP, "e-stop latched; reset it first"), num_steps
@@ -651,7 +655,9 @@ class SafetySupervisor:
         max_corr = prepared.max_correction
         limited = [self.axis_names[i] for i in np.nonzero(max_corr > CORRECTION_TOLERANCE)[0]]
         message = (
-            f"clamped {', '.join(prepared.reasons)} on {', '.join(limited)}" if clamped else "accepted unchanged"
+            f"clamped {', '.join(prepared.reasons)} on {', '.join(limited)}"
+            if clamped
+            else "accepted unchanged"
         ) + (f"; skipped {skipped} past step(s)" if skipped else "")
         return PlanDecision(
             plan_id=plan.plan_id,
