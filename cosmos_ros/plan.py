@@ -32,6 +32,7 @@ class Plan:
         raw_actions: Optional ``[T, W]`` model-normalised output, for logging only.
         inference_time_s: Wall time of the inference call.
         queue_time_s: Time the newest frame waited before inference started.
+        planner_session_id: Planner instance that produced the plan (see ``ActionSequence``); 0 = unknown.
     """
 
     plan_id: int
@@ -48,6 +49,7 @@ class Plan:
     raw_actions: np.ndarray | None = field(default=None, compare=False)
     inference_time_s: float = 0.0
     queue_time_s: float = 0.0
+    planner_session_id: int = 0
 
     def __post_init__(self) -> None:
         # Shape and period are structural: a Plan that violates them cannot even be described. Finiteness
@@ -66,6 +68,8 @@ class Plan:
             )
         if self.plan_id < 0:
             raise ValueError(f"plan_id must be >= 0, got {self.plan_id}")
+        if self.planner_session_id < 0:
+            raise ValueError(f"planner_session_id must be >= 0, got {self.planner_session_id}")
 
     @property
     def num_steps(self) -> int:

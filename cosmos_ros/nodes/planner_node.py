@@ -449,6 +449,9 @@ class PlannerNode(LifecycleNode):
         self.counters = Counters()
         self.plan_window = RateWindow(size=20)
         self._next_plan_id = 1  # never reset: ids must increase across reconfigure (safety node checks)
+        # A restarted process gets a larger session id (wall clock), so the safety node accepts its fresh
+        # plan_id sequence and refuses plans of the old instance (ActionSequence.planner_session_id).
+        self._session_id = time.time_ns()
         self._configured = False
         self._active = False
         self._reset_resources()
@@ -738,7 +741,9 @@ class PlannerNode(LifecycleNode):
             stamp_s=fs.newest_stamp_s,
             queue_time_s=timing.started_s - fs.newest_received_s,
         )
-        plan = dataclasses.replace(plan, inference_time_s=timing.inference_time_s)
+        plan = dataclasses.replace(
+            plan, inference_time_s=timing.inference_time_s, planner_session_id=self._session_id
+        )
         if cfg.frame_id is not None:
             plan = dataclasses.replace(plan, frame_id=cfg.frame_id)
         msg = plan_to_msg(plan)

@@ -404,6 +404,7 @@ class SafetySupervisor:
         self._command = None
         self._hold_target = None
         self._last_plan_id = None
+        self._session_id = 0
         self._scheduler.clear()
         self._state = OutputState.WAITING_FOR_STATE if self._measured is None else OutputState.HOLDING
 
@@ -578,7 +579,7 @@ class SafetySupervisor:
         _check_now(now)
         basis = basis if basis is not None else self.basis()
         num_steps = int(np.shape(plan.values)[0]) if np.ndim(plan.values) == 2 else 0
-        rejection = checks.check_plan(plan, self.limits, now, basis.last_plan_id)
+        rejection = checks.check_plan(plan, self.limits, now, basis.last_plan_id, basis.session_id)
         if rejection is not None:
             return PreparedPlan(plan, num_steps, rejection)
         values = np.array(plan.values, dtype=np.float64)
@@ -629,15 +630,9 @@ class SafetySupervisor:
             )
         if prepared.rejection is not None:
             return self._reject(plan, prepared.rejection, num_steps, steps_skipped=prepared.steps_skipped)
-        if self._last_plan_id is not None and plan.plan_id <= self._last_plan_id:
-            return self._reject(
-                plan,
-                checks.Rejection(
-                    checks.PLAN_ID,
-                    f"plan_id {plan.plan_id} does not increase (last accepted {self._last_plan_id})",
-                ),
-                num_steps,
-            )
+        sequence = checks.check_sequence(plan, self._last_plan_id, self._session_id)
+        if sequence is not None:  # another plan may have been committed since prepare
+            return self._reject(plan, sequence, num_steps)
         assert prepared.bounded is not None and prepared.max_correction is not None
         scheduled = ScheduledPlan(
             plan.plan_id, plan.t0_s, plan.step_period_s, prepared.bounded, _QUAT if self._pose else None
@@ -649,6 +644,7 @@ class SafetySupervisor:
             )
         self._scheduler.push(scheduled, now)
         self._last_plan_id = plan.plan_id
+        self._session_id = plan.planner_session_id
         self._c["steps_skipped"] += skipped
         clamped = bool(prepared.reasons)
         self._c["plans_clamped" if clamped else "plans_accepted"] += 1
