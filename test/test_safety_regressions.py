@@ -15,6 +15,7 @@ Core only: times are passed in, no ROS graph, no sleep.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -302,7 +303,8 @@ def test_5_within_margin_is_plausible(arm: SafetyLimits) -> None:
 
 
 def test_5_jump_faster_than_possible_is_refused(arm: SafetyLimits) -> None:
-    sup = started(arm)
+    assert arm.measured_max_speed_factor is None  # off in the shipped file (see its comment)
+    sup = started(dataclasses.replace(arm, measured_max_speed_factor=2.0))
     jump = HOME.copy()
     jump[1] += 0.5  # 0.5 rad in 10 ms = 50 rad/s, limit 2.175 rad/s (x measured_max_speed_factor)
     assert not sup.set_measured(jump, 0.01)
