@@ -398,6 +398,8 @@ def load_profile(name_or_path: str | Path, dirs: Iterable[str | Path] | None = N
     """
     import yaml
 
+    from cosmos_ros.yaml_loading import load_yaml_unique
+
     text_name = str(name_or_path)
     path = Path(text_name)
     if text_name.endswith((".yaml", ".yml")) or path.is_file():
@@ -413,7 +415,7 @@ def load_profile(name_or_path: str | Path, dirs: Iterable[str | Path] | None = N
             )
         path = found[0]
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml_unique(path.read_text(), str(path))
     except yaml.YAMLError as exc:
         raise ValueError(f"action-space profile {path} is not valid YAML: {exc}") from exc
     try:

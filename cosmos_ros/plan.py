@@ -36,6 +36,7 @@ class Plan:
             clock); 0.0 before the first measurement.
         latency_p95_s: p95 of the planner's inference latency including this plan (node clock).
         prefix_steps: Leading steps conditioned on the previous plan (``d``); 0 when not conditioned.
+        planner_session_id: Planner instance that produced the plan (see ``ActionSequence``); 0 = unknown.
     """
 
     plan_id: int
@@ -55,6 +56,7 @@ class Plan:
     expected_latency_s: float = 0.0
     latency_p95_s: float = 0.0
     prefix_steps: int = 0
+    planner_session_id: int = 0
 
     def __post_init__(self) -> None:
         # Shape and period are structural: a Plan that violates them cannot even be described. Finiteness
@@ -73,6 +75,8 @@ class Plan:
             )
         if self.plan_id < 0:
             raise ValueError(f"plan_id must be >= 0, got {self.plan_id}")
+        if self.planner_session_id < 0:
+            raise ValueError(f"planner_session_id must be >= 0, got {self.planner_session_id}")
 
     @property
     def num_steps(self) -> int:

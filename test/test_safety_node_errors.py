@@ -48,12 +48,13 @@ def node(tmp_path: Path, domain_id: int) -> Iterator[SafetyNode]:
     limits = tmp_path / "limits.yaml"
     axes = "\n".join(
         f"  - {{name: {n}, unit: rad, min_position: -1.0, max_position: 1.0, max_velocity: 1.0, "
-        "max_acceleration: 10.0, max_jerk: 1000.0, max_step_from_measured: null}"
+        "max_acceleration: 10.0, max_jerk: 1000.0, max_step_from_measured: null, "
+        "measured_plausibility_margin: 0.1}"
         for n in AXES
     )
     limits.write_text(
         f"action_space: t\nkind: joint\nframe_id: base_link\nstaleness_limit_s: 2.0\ncontrol_rate_hz: 100.0\n"
-        f"axes:\n{axes}\n"
+        f"max_plan_steps: 256\nmeasured_max_speed_factor: 2.0\naxes:\n{axes}\n"
     )
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain_id)
@@ -123,7 +124,7 @@ def test_a_plan_whose_check_raises_is_reported_rejected_and_not_streamed(
     def boom(plan: Plan, now: float) -> None:
         raise RuntimeError("checker exploded")
 
-    monkeypatch.setattr(node._supervisor, "push", boom)
+    monkeypatch.setattr(node._supervisor, "prepare", boom)  # the node checks via prepare + commit
     now = node.get_clock().now().nanoseconds * 1e-9
     plan = Plan(
         plan_id=1,

@@ -131,6 +131,7 @@ def _simulate(
             if kind == "estop":
                 sup.estop(now)
             elif kind == "reset":
+                sup.estop_input_released(now)  # a reset is valid only with the stop device released
                 sup.reset_estop(now)
             else:
                 pid, values, period, t0_offset, stale = payload
@@ -170,6 +171,8 @@ configs = st.builds(
     estop_mode=st.sampled_from(["hold", "decelerate"]),
     blend_mode=st.sampled_from(["crossfade", "replace"]),
     blend_time_s=st.sampled_from([0.0, 0.1, 0.3]),
+    # Shorter than one tick, so a "reset" event a tick or more after the last e-stop clears it.
+    estop_release_hold_s=st.just(0.005),
 )
 feedbacks = st.sampled_from(["track", "lag", "noisy", "frozen"])
 

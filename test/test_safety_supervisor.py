@@ -97,7 +97,8 @@ def test_soft_start_waits_for_measured_state_then_starts_there(arm: SafetyLimits
     assert sup.tick(0.01) is None
     assert sup.output_state == OutputState.WAITING_FOR_STATE
     measured = HOME + 0.1
-    sup.set_measured(measured, 0.02)
+    measured[-1] = 0.05  # gripper: HOME + 0.1 would be 0.14 m, implausible for a 0.08 m gripper
+    assert sup.set_measured(measured, 0.02)
     sp = sup.tick(0.02)
     assert sp is not None
     np.testing.assert_array_equal(sp.positions, measured)  # not zero, not the last plan
@@ -375,7 +376,9 @@ def test_estop_latches_until_explicit_reset(arm: SafetyLimits) -> None:
     held = after[-1].positions.copy()
     more = run(sup, 1.11, 30)
     np.testing.assert_array_equal(more[-1].positions, held)  # still latched: nothing moves
-    assert sup.reset_estop(1.5)
+    assert not sup.reset_estop(1.5).cleared  # the e-stop input is still true (issue 9, defect 1)
+    sup.estop_input_released(1.5)
+    assert sup.reset_estop(1.5).cleared
     assert not sup.estop_latched
     assert sup.tick(1.51).state == OutputState.HOLDING  # watchdog until a new plan
     d = sup.push(make_plan(arm, np.tile(HOME, (50, 1)), t0=1.5, plan_id=3, stamp_s=1.5), 1.52)

@@ -52,6 +52,7 @@ def plan_to_msg(plan: Plan) -> ActionSequence:
     msg.header.stamp = sec_to_time(plan.stamp_s)
     msg.header.frame_id = plan.frame_id
     msg.plan_id = int(plan.plan_id)
+    msg.planner_session_id = int(plan.planner_session_id)
     msg.goal = plan.goal
     msg.action_space = plan.action_space
     msg.model_id = plan.model_id
@@ -117,6 +118,7 @@ def msg_to_plan(msg: ActionSequence) -> Plan:
         raw = np.asarray(msg.raw_actions, dtype=np.float32).reshape(-1, msg.raw_width)
     return Plan(
         plan_id=int(msg.plan_id),
+        planner_session_id=int(msg.planner_session_id),
         stamp_s=time_to_sec(msg.header.stamp),
         t0_s=time_to_sec(msg.trajectory.header.stamp),
         step_period_s=duration_to_sec(msg.step_period),

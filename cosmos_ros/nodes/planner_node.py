@@ -611,6 +611,9 @@ class PlannerNode(LifecycleNode):
         # change.
         self.latency = LatencyEstimator(window=20)
         self._next_plan_id = 1  # never reset: ids must increase across reconfigure (safety node checks)
+        # A restarted process gets a larger session id (wall clock), so the safety node accepts its fresh
+        # plan_id sequence and refuses plans of the old instance (ActionSequence.planner_session_id).
+        self._session_id = time.time_ns()
         self._configured = False
         self._active = False
         self._reset_resources()
@@ -1027,6 +1030,7 @@ class PlannerNode(LifecycleNode):
             expected_latency_s=outcome.expected_latency_s or 0.0,
             latency_p95_s=stats.p95_s,
             prefix_steps=outcome.prefix_steps,
+            planner_session_id=self._session_id,
         )
         if cfg.frame_id is not None:
             plan = dataclasses.replace(plan, frame_id=cfg.frame_id)

@@ -281,7 +281,17 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "estop_mode": (
         "decelerate",
         describe(
-            "While the e-stop is latched: hold or decelerate (as watchdog_mode)", choices=WATCHDOG_MODES
+            "While the e-stop is latched: both modes only brake to rest and then freeze the command (neither "
+            "tracks a target or the measured state)",
+            choices=WATCHDOG_MODES,
+        ),
+    ),
+    "estop_release_hold_s": (
+        0.5,
+        describe(
+            "~/reset_estop is refused while the last e-stop input is true and until this long (s) after the "
+            "last true input; must exceed the period of a periodically published e-stop input",
+            float_range=(0.001, 60.0),
         ),
     ),
     "blend_mode": (
@@ -325,6 +335,7 @@ class SafetyNodeConfig:
     blend_mode: str
     blend_time_s: float
     diagnostics_period_s: float
+    estop_release_hold_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.limits_file:
@@ -364,6 +375,10 @@ class SafetyNodeConfig:
             raise ValueError(f"blend_time_s must be in [0, 5] s, got {self.blend_time_s}")
         if not self.diagnostics_period_s > 0:
             raise ValueError(f"diagnostics_period_s must be > 0, got {self.diagnostics_period_s}")
+        if not 0.001 <= self.estop_release_hold_s <= 60.0:
+            raise ValueError(
+                f"estop_release_hold_s must be in [0.001, 60] s, got {self.estop_release_hold_s}"
+            )
 
 
 def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link") -> SafetyNodeConfig:
@@ -402,6 +417,7 @@ def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link
         blend_mode=str(get("blend_mode")),
         blend_time_s=float(get("blend_time_s")),
         diagnostics_period_s=float(get("diagnostics_period_s")),
+        estop_release_hold_s=float(get("estop_release_hold_s")),
     )
 
 
@@ -626,6 +642,7 @@ class SafetyNode(LifecycleNode):
                 estop_mode=cfg.estop_mode,
                 blend_mode=cfg.blend_mode,
                 blend_time_s=cfg.blend_time_s,
+                estop_release_hold_s=cfg.estop_release_hold_s,
             ),
         )
         self._supervisor, self._limits = supervisor, limits
@@ -835,9 +852,15 @@ class SafetyNode(LifecycleNode):
             except ValueError as exc:
                 self._publish_node_rejection(msg, "shape", f"malformed plan message: {exc}")
                 return
+            sup = self._supervisor
             with self._core_lock:
-                decision = self._supervisor.push(plan, now)
-                counters = self._supervisor.counters
+                basis = sup.basis()
+            # Checking and clamping (O(steps)) run outside the lock the tick takes, so a long plan never
+            # holds the control loop; commit re-checks what may have changed meanwhile.
+            prepared = sup.prepare(plan, now, basis)
+            with self._core_lock:
+                decision = sup.commit(prepared, self._now_s())
+                counters = sup.counters
             self._publish_decision(decision, counters)
             self._log_decision(decision)
         except Exception as exc:
@@ -889,7 +912,10 @@ class SafetyNode(LifecycleNode):
     def _on_estop(self, msg: Bool) -> None:
         try:
             if not msg.data:
-                return  # False never clears a stop: only ~/reset_estop does
+                # False never clears a stop (only ~/reset_estop does); it allows a later reset.
+                with self._core_lock:
+                    self._supervisor.estop_input_released(self._now_s())
+                return
             with self._core_lock:
                 was = self._supervisor.estop_latched
                 self._supervisor.estop(self._now_s())
@@ -905,14 +931,13 @@ class SafetyNode(LifecycleNode):
                 response.success, response.message = False, "not configured"
                 return response
             with self._core_lock:
-                was = self._supervisor.reset_estop(self._now_s())
-            response.success = True
-            response.message = (
-                "e-stop cleared; the output holds/decelerates until a new plan arrives"
-                if was
-                else "e-stop was not latched"
-            )
-            self.get_logger().info(response.message)
+                result = self._supervisor.reset_estop(self._now_s())
+            response.success = bool(result.cleared)
+            response.message = result.message if result.cleared else f"e-stop NOT cleared: {result.message}"
+            if result.cleared:
+                self.get_logger().info(response.message)
+            else:
+                self.get_logger().warning(response.message)
             self._publish_state_status()
         except Exception as exc:
             self._count_error("reset_estop", exc)
@@ -974,7 +999,11 @@ class SafetyNode(LifecycleNode):
             counters = self._supervisor.counters
             self._published_state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
         status = self._fill_state(SafetyStatus(plan_id=0), counters, stamp)
-        if self._supervisor.output_state not in OUTPUT_STATE_NAMES:
+        problem = self._supervisor.measured_problem
+        if problem:
+            status.reasons = ["measured_state"]
+            status.message = f"measured state refused as implausible, nothing is streamed: {problem}"
+        elif self._supervisor.output_state not in OUTPUT_STATE_NAMES:
             status.message = "waiting for a complete measured state (soft start); nothing is streamed"
         self._status_pub.publish(status)
 
@@ -993,10 +1022,16 @@ class SafetyNode(LifecycleNode):
             c = sup.counters
             state = int(sup.output_state)
             estop = bool(sup.estop_latched)
+            problem = sup.measured_problem
         waiting = state not in OUTPUT_STATE_NAMES
         name = "waiting_for_state" if waiting else OUTPUT_STATE_NAMES[state]
         if estop:
             level, summary = DiagnosticStatus.ERROR, "e-stop latched"
+        elif problem:
+            level, summary = (
+                DiagnosticStatus.ERROR,
+                f"measured state implausible, nothing streamed: {problem}",
+            )
         elif self._errors:
             level, summary = DiagnosticStatus.WARN, f"{sum(self._errors.values())} internal errors (held)"
         elif waiting and self._active:
@@ -1046,6 +1081,9 @@ class SafetyNode(LifecycleNode):
             values[f"rejected.{reason}"] = str(n)
         for reason, n in sorted(c.limited_by_reason.items()):
             values[f"limited_ticks.{reason}"] = str(n)
+        for reason, n in sorted(c.measured_rejected_by_reason.items()):
+            values[f"measured_rejected.{reason}"] = str(n)
+        values["estop_resets_refused"] = str(c.estop_resets_refused)
         for where, n in sorted(self._errors.items()):
             values[f"internal_error.{where}"] = str(n)
         # A fresh window histogram (one allocation per period, off the tick path's critical section).

@@ -15,6 +15,8 @@ File layout (see ``config/limits/*.yaml`` for documented examples)::
     frame_id: panda_link0            # must equal Plan.frame_id
     staleness_limit_s: 0.5           # reject plans whose stamp is further than this from now
     control_rate_hz: 100.0           # default streaming rate
+    max_plan_steps: 1000             # a longer plan is rejected (plan_length)
+    measured_max_speed_factor: 2.0   # measured jumps faster than this x max_velocity are refused; null: none
     axes:                            # ordered; must equal Plan.axis_names (pose: see POSE_AXES)
       - name: panda_joint1
         unit: rad
@@ -24,6 +26,7 @@ File layout (see ``config/limits/*.yaml`` for documented examples)::
         max_acceleration: 15.0
         max_jerk: 7500.0
         max_step_from_measured: 0.3
+        measured_plausibility_margin: 0.1   # measured beyond the bounds by more than this is implausible
     orientation:                     # pose kind only (optional there)
       max_angular_velocity_rad_s: 1.0
       cone: {reference_xyzw: [1, 0, 0, 0], max_angle_rad: 0.8}
@@ -40,6 +43,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cosmos_ros.yaml_loading import load_yaml_unique
+
 KINDS = ("joint", "pose")
 # Column layout of pose action spaces: position (m), unit quaternion (x, y, z, w), gripper.
 POSE_AXES = ("x", "y", "z", "qx", "qy", "qz", "qw", "gripper")
@@ -53,8 +58,17 @@ AXIS_LIMIT_KEYS = (
     "max_jerk",
     "max_step_from_measured",
 )
-_AXIS_KEYS = ("name", "unit", *AXIS_LIMIT_KEYS)
-_TOP_REQUIRED = ("action_space", "kind", "frame_id", "staleness_limit_s", "control_rate_hz", "axes")
+_AXIS_KEYS = ("name", "unit", *AXIS_LIMIT_KEYS, "measured_plausibility_margin")
+_TOP_REQUIRED = (
+    "action_space",
+    "kind",
+    "frame_id",
+    "staleness_limit_s",
+    "control_rate_hz",
+    "max_plan_steps",
+    "measured_max_speed_factor",
+    "axes",
+)
 _TOP_KEYS = (*_TOP_REQUIRED, "orientation", "description")
 _ORIENTATION_KEYS = ("max_angular_velocity_rad_s", "cone")
 _CONE_KEYS = ("reference_xyzw", "max_angle_rad")
@@ -93,6 +107,9 @@ class AxisLimits:
         max_jerk: Largest |jerk| in ``unit/s^3``; None = no limit.
         max_step_from_measured: Largest distance, in ``unit``, between a streamed setpoint target and the
             latest measured position; None = no limit.
+        measured_plausibility_margin: A measured position further than this (in ``unit``, >= 0) outside
+            ``[min_position, max_position]`` is implausible (a sensor or driver fault) and refused; None = no
+            plausibility check on this axis (only meaningful for an unbounded axis).
     """
 
     name: str
@@ -103,6 +120,7 @@ class AxisLimits:
     max_acceleration: float | None = None
     max_jerk: float | None = None
     max_step_from_measured: float | None = None
+    measured_plausibility_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -114,6 +132,12 @@ class AxisLimits:
             object.__setattr__(self, key, value)
         for key in ("max_velocity", "max_acceleration", "max_jerk", "max_step_from_measured"):
             _check_positive(f"axes.{self.name}.{key}", getattr(self, key))
+        margin = _check_optional_number(
+            f"axes.{self.name}.measured_plausibility_margin", self.measured_plausibility_margin
+        )
+        if margin is not None and margin < 0:
+            raise LimitsError(f"axes.{self.name}.measured_plausibility_margin must be >= 0, got {margin}")
+        object.__setattr__(self, "measured_plausibility_margin", margin)
         lo, hi = self.min_position, self.max_position
         if lo is not None and hi is not None and lo > hi:
             raise LimitsError(
@@ -126,12 +150,15 @@ class AxisLimits:
         def fmt(value: float | None, unit: str) -> str:
             return "unlimited" if value is None else f"{value:g} {unit}"
 
+        margin = self.measured_plausibility_margin
+        plausible = "any distance" if margin is None else fmt(margin, u)
         lo = "-inf" if self.min_position is None else f"{self.min_position:g}"
         hi = "+inf" if self.max_position is None else f"{self.max_position:g}"
         return (
             f"{self.name}: position [{lo}, {hi}] {u}, velocity {fmt(self.max_velocity, u + '/s')}, "
             f"acceleration {fmt(self.max_acceleration, u + '/s^2')}, jerk {fmt(self.max_jerk, u + '/s^3')}, "
-            f"step from measured {fmt(self.max_step_from_measured, u)}"
+            f"step from measured {fmt(self.max_step_from_measured, u)}, measured plausible within "
+            f"{plausible} of the bounds"
         )
 
 
@@ -199,6 +226,11 @@ class SafetyLimits:
         frame_id: Frame plans must be expressed in; plans in another frame are rejected.
         staleness_limit_s: Largest |now - plan.stamp_s| in seconds before a plan is rejected as stale.
         control_rate_hz: Default streaming rate in Hz (the node may override it).
+        max_plan_steps: Largest number of steps in a plan; a longer plan is rejected (``plan_length``)
+            before any arithmetic on it, which bounds the work of checking and clamping one plan.
+        measured_max_speed_factor: A measured position that moved, since the previous sample, by more
+            than this factor (>= 1) x ``max_velocity`` x (elapsed time + one control period) is implausible
+            and refused; None = no jump check.
         axes: Limits of the linearly limited axes, in plan column order. Joint kind: one per plan column.
             Pose kind: exactly x, y, z, gripper (the workspace box and the gripper range); the quaternion
             columns are governed by ``orientation``.
@@ -213,6 +245,8 @@ class SafetyLimits:
     control_rate_hz: float
     axes: tuple[AxisLimits, ...]
     orientation: OrientationLimits | None = None
+    max_plan_steps: int = 1000
+    measured_max_speed_factor: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("action_space", "frame_id"):
@@ -226,6 +260,13 @@ class SafetyLimits:
             if value is None or value <= 0:
                 raise LimitsError(f"{key} must be a number > 0, got {getattr(self, key)!r}")
             object.__setattr__(self, key, value)
+        steps = self.max_plan_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise LimitsError(f"max_plan_steps must be an integer >= 1, got {steps!r}")
+        factor = _check_optional_number("measured_max_speed_factor", self.measured_max_speed_factor)
+        if factor is not None and factor < 1:
+            raise LimitsError(f"measured_max_speed_factor must be >= 1 (or null: no check), got {factor}")
+        object.__setattr__(self, "measured_max_speed_factor", factor)
         axes = tuple(self.axes)
         object.__setattr__(self, "axes", axes)
         if not axes:
@@ -304,9 +345,12 @@ class SafetyLimits:
         return out
 
     def __str__(self) -> str:
+        factor = self.measured_max_speed_factor
+        jump = "unchecked" if factor is None else f"{factor:g}"
         lines = [
             f"SafetyLimits {self.action_space!r} ({self.kind}, frame {self.frame_id!r}, "
-            f"staleness {self.staleness_limit_s:g} s, control rate {self.control_rate_hz:g} Hz)"
+            f"staleness {self.staleness_limit_s:g} s, control rate {self.control_rate_hz:g} Hz, "
+            f"at most {self.max_plan_steps} steps per plan, measured jump factor {jump})"
         ]
         lines += [f"  {a}" for a in self.axes]
         if self.orientation is not None:
@@ -377,6 +421,8 @@ def limits_from_dict(data: Any) -> SafetyLimits:
         control_rate_hz=data["control_rate_hz"],
         axes=tuple(axes),
         orientation=orientation,
+        max_plan_steps=data["max_plan_steps"],
+        measured_max_speed_factor=data["measured_max_speed_factor"],
     )
 
 
@@ -394,7 +440,7 @@ def load_limits(path: str | Path) -> SafetyLimits:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_unique(text, str(path))
     except yaml.YAMLError as exc:
         raise LimitsError(f"{path}: not valid YAML: {exc}") from exc
     try:

@@ -18,6 +18,11 @@ Switching between chunks: ``crossfade`` (default) or ``replace``.
 * ``replace``: the new plan takes over as soon as it covers the tick (a cross-fade of length 0). The
   limiter still keeps the setpoint stream within the limits; the jump moves into the limiter's catch-up.
 
+Newest plan wins for good (issue 9, defect 3): an older plan is followed only until the newest plan's first
+step time (the hand-over); once the newest plan has started, no older plan is ever sampled again, and after
+the newest plan's last step nothing covers the time, so the supervisor's watchdog takes over. (Before this,
+a newer plan shorter than the cross-fade window handed the target back to the older plan when it ended.)
+
 A blend that starts while another is still running nests (old = the running blend); nesting deeper than
 ``MAX_NESTING`` collapses the oldest blend to its newer plan, so work per tick stays bounded.
 """
@@ -116,7 +121,8 @@ class _Blend:
 def _covers(src: ScheduledPlan | _Blend, t: float) -> bool:
     if isinstance(src, ScheduledPlan):
         return src.covers(t)
-    return src.new.covers(t) or _covers(src.old, t)
+    # The older side counts only before the newer plan starts (see "Newest plan wins" above).
+    return src.new.covers(t) or (t < src.new.t0_s and _covers(src.old, t))
 
 
 def _sample(src: ScheduledPlan | _Blend, t: float, out_p: np.ndarray, out_v: np.ndarray) -> int:
@@ -126,7 +132,7 @@ def _sample(src: ScheduledPlan | _Blend, t: float, out_p: np.ndarray, out_v: np.
         return src.plan_id
     new_covers = src.new.covers(t)
     old_covers = _covers(src.old, t)
-    if not new_covers:
+    if not new_covers:  # only before the newer plan starts (_covers), never after it ended
         return _sample(src.old, t, out_p, out_v)
     if not old_covers or src.duration_s <= 0 or t >= src.start_s + src.duration_s:
         src.new.sample(t, out_p, out_v)
@@ -158,8 +164,10 @@ def _collapse(src: ScheduledPlan | _Blend, t: float) -> ScheduledPlan | _Blend |
     """Drop what can no longer contribute at or after ``t``."""
     if isinstance(src, ScheduledPlan):
         return src if t <= src.end_s else None
-    if (t >= src.start_s + src.duration_s and src.new.covers(t)) or t > src.new.end_s:
-        return src.new if t <= src.new.end_s else _collapse(src.old, t)
+    if t > src.new.end_s:
+        return None  # the newest plan has ended: nothing older may take over again
+    if t >= src.start_s + src.duration_s and src.new.covers(t):
+        return src.new
     old = _collapse(src.old, t)
     if old is None:
         return src.new

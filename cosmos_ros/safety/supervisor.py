@@ -65,6 +65,8 @@ WATCHDOG_MODES = ("hold", "decelerate")
 # A plan value changed by less than this (absolute, in the axis' unit) counts as unchanged.
 CORRECTION_TOLERANCE = 1e-9
 _QUAT = slice(3, 7)
+# Stands in for "no limit" inside plausibility arithmetic only (finite, so no inf * 0 NaN).
+_UNLIMITED = 1e300
 
 
 class Decision(IntEnum):
@@ -101,8 +103,16 @@ class SupervisorConfig:
         watchdog_mode: ``hold`` (track the last commanded position, within the limits) or ``decelerate``
             (brake to rest as fast as the limits allow, then hold) when no plan covers now.
         estop_mode: Same choice while the e-stop is latched.
+        estop_mode: While the e-stop is latched both modes only brake: a moving command brakes to rest as
+            fast as the limits allow, a command at rest is frozen (bit for bit) until the reset; neither
+            tracks a target or the measured state. (``hold`` used to track the latch position through the
+            max-step window, which walked the command toward a measured state that moved; see issue 9.)
         blend_mode: ``crossfade`` or ``replace`` (see ``scheduler``).
         blend_time_s: Cross-fade window in seconds.
+        estop_release_hold_s: Seconds (> 0) that must pass after the last *true* e-stop input before a
+            reset is accepted, on top of the input having gone false. For an e-stop input that is published
+            periodically it must exceed the publishing period, so a reset between two true messages of a
+            still-pressed stop is refused.
     """
 
     control_rate_hz: float | None = None
@@ -110,6 +120,7 @@ class SupervisorConfig:
     estop_mode: str = "decelerate"
     blend_mode: str = "crossfade"
     blend_time_s: float = 0.2
+    estop_release_hold_s: float = 0.5
 
     def __post_init__(self) -> None:
         rate = self.control_rate_hz
@@ -119,6 +130,11 @@ class SupervisorConfig:
             if getattr(self, key) not in WATCHDOG_MODES:
                 raise ValueError(f"{key} must be one of {WATCHDOG_MODES}, got {getattr(self, key)!r}")
         SchedulerConfig(self.blend_mode, self.blend_time_s)  # validates both
+        hold = self.estop_release_hold_s
+        if not (
+            isinstance(hold, (int, float)) and not isinstance(hold, bool) and math.isfinite(hold) and hold > 0
+        ):
+            raise ValueError(f"estop_release_hold_s must be a finite number of seconds > 0, got {hold!r}")
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,59 @@ class PlanDecision:
     def streamed(self) -> bool:
         """True if the plan was scheduled (ACCEPTED or CLAMPED)."""
         return self.decision in (Decision.ACCEPTED, Decision.CLAMPED)
+
+
+@dataclass(frozen=True)
+class EstopReset:
+    """Answer to a reset request.
+
+    Attributes:
+        cleared: True if no e-stop is latched after the call (cleared now, or was not latched).
+        was_latched: Whether it was latched before the call.
+        message: Why it was refused, or what happened.
+    """
+
+    cleared: bool
+    was_latched: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class PlanBasis:
+    """What checking a plan depends on in the supervisor's state, copied under the caller's lock.
+
+    Attributes:
+        start: Command (or measured) state the rate estimate starts from; None before any state.
+        last_plan_id: Id of the last accepted plan (None if none), for the early plan-id check.
+        session_id: Planner session of the last accepted plan.
+    """
+
+    start: MotionState | None
+    last_plan_id: int | None
+    session_id: int
+
+
+@dataclass(frozen=True)
+class PreparedPlan:
+    """A plan after the expensive part of ``push`` (checks, bounds, rate estimate); see ``prepare``.
+
+    Attributes:
+        plan: The plan.
+        num_steps: Steps in the plan.
+        rejection: The check that failed, or None.
+        bounded: ``[T, D]`` bounded values to schedule (None if rejected).
+        reasons: Clamp reason codes (empty if unchanged).
+        max_correction: ``[D]`` per-axis largest correction.
+        steps_skipped: Steps already past when it was prepared.
+    """
+
+    plan: Plan
+    num_steps: int
+    rejection: checks.Rejection | None
+    bounded: np.ndarray | None = None
+    reasons: tuple[str, ...] = ()
+    max_correction: np.ndarray | None = None
+    steps_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,6 +269,8 @@ class SupervisorCounters:
     limited_by_reason: Mapping[str, int] = field(default_factory=dict)
     watchdog_activations: int = 0
     estops: int = 0
+    measured_rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
+    estop_resets_refused: int = 0
 
 
 def _check_now(now: float) -> None:
@@ -244,6 +315,22 @@ class SafetySupervisor:
         self._hold_target: np.ndarray | None = None
         self._state = OutputState.IDLE
         self._last_plan_id: int | None = None
+        self._session_id = 0
+        self._estop_input = False
+        self._estop_last_true_s: float | None = None
+        self._measured_problem = ""
+        self._jump_ref: tuple[np.ndarray, float] | None = None
+        self._measured_rejections: Counter[str] = Counter()
+        arrays = limits.column_arrays(_UNLIMITED)
+        by_name = {a.name: a.measured_plausibility_margin for a in limits.axes}
+        margin = np.array([_UNLIMITED if by_name.get(n) is None else by_name[n] for n in self.axis_names])
+        self._plausible_lo = arrays["min_position"] - margin
+        self._plausible_hi = arrays["max_position"] + margin
+        self._jump_speed = (
+            arrays["max_velocity"] * limits.measured_max_speed_factor
+            if limits.measured_max_speed_factor is not None
+            else None
+        )
         self._c: Counter[str] = Counter()
         self._rejections: Counter[str] = Counter()
         self._limited: Counter[str] = Counter()
@@ -298,7 +385,14 @@ class SafetySupervisor:
             limited_by_reason=MappingProxyType(dict(self._limited)),
             watchdog_activations=c["watchdog_activations"],
             estops=c["estops"],
+            measured_rejected_by_reason=MappingProxyType(dict(self._measured_rejections)),
+            estop_resets_refused=c["estop_resets_refused"],
         )
+
+    @property
+    def measured_problem(self) -> str:
+        """Why the latest measured state was refused as implausible ("" when it is plausible)."""
+        return self._measured_problem
 
     def activate(self, now: float) -> None:
         """Start streaming: the first setpoint will be the measured state (soft start).
@@ -310,6 +404,7 @@ class SafetySupervisor:
         self._command = None
         self._hold_target = None
         self._last_plan_id = None
+        self._session_id = 0
         self._scheduler.clear()
         self._state = OutputState.WAITING_FOR_STATE if self._measured is None else OutputState.HOLDING
 
@@ -325,30 +420,85 @@ class SafetySupervisor:
     def set_measured(self, positions: np.ndarray, now: float) -> bool:
         """Latest measured positions ``[D]`` (plan column order; pose: x y z qx qy qz qw gripper).
 
+        Implausible states are refused and stop the stream (issue 9, defect 5): a position further outside
+        the bounds than the axis' ``measured_plausibility_margin``, or (``measured_max_speed_factor``) a
+        jump from the previous sample faster than that factor x ``max_velocity`` over the elapsed time plus
+        one control period. Then nothing streams (``tick`` returns None, state ``WAITING_FOR_STATE``,
+        ``measured_problem`` says why), scheduled plans are dropped, new plans are rejected
+        (``measured_state``), and the next plausible state starts the stream again with a soft start there.
+        A refused jump still becomes the reference for the next sample, so a state that really moved is
+        accepted once two consecutive samples agree.
+
         Returns:
-            False (and keeps the previous measurement) if the array has the wrong shape, is not finite, or
-            (pose) has a quaternion that cannot be normalised; True if stored.
+            False if refused: the wrong shape, not finite, (pose) a quaternion that cannot be normalised
+            (these keep the previous measurement), or implausible (see above); True if stored.
         """
         _check_now(now)
         arr = np.asarray(positions, dtype=np.float64)
         if arr.shape != (len(self.axis_names),) or not np.all(np.isfinite(arr)):
-            self._c["measured_rejected"] += 1
-            return False
+            return self._refuse_measured("invalid")
         if self._pose:
             n = float(np.linalg.norm(arr[_QUAT]))
             if not n > checks.MIN_QUATERNION_NORM:
-                self._c["measured_rejected"] += 1
-                return False
+                return self._refuse_measured("invalid")
             arr = arr.copy()
             arr[_QUAT] /= n
+        problem = self._implausibility(arr, now)
+        if problem is not None:
+            reason, message = problem
+            self._measured_problem = message
+            self._measured = None
+            self._command = None  # the next plausible state starts again with a soft start
+            self._hold_target = None
+            self._scheduler.clear()
+            if self._active:
+                self._state = OutputState.WAITING_FOR_STATE
+            return self._refuse_measured(reason)
+        self._measured_problem = ""
         self._measured = arr.copy()
         if self._active and self._state == OutputState.WAITING_FOR_STATE:
             self._state = OutputState.HOLDING
         return True
 
+    def _refuse_measured(self, reason: str) -> bool:
+        self._c["measured_rejected"] += 1
+        self._measured_rejections[reason] += 1
+        return False
+
+    def _implausibility(self, arr: np.ndarray, now: float) -> tuple[str, str] | None:
+        """(reason, message) if ``arr`` cannot be a real measured state; updates the jump reference."""
+        outside = (arr < self._plausible_lo) | (arr > self._plausible_hi)
+        if outside.any():
+            i = int(np.nonzero(outside)[0][0])
+            self._jump_ref = None  # an absurd value is no reference for the next sample
+            return "implausible", (
+                f"measured {self.axis_names[i]} = {arr[i]:.6g} is outside the plausible range "
+                f"[{self._plausible_lo[i]:.6g}, {self._plausible_hi[i]:.6g}] (bounds +- "
+                "measured_plausibility_margin)"
+            )
+        ref, self._jump_ref = self._jump_ref, (arr.copy(), now)
+        if self._jump_speed is None or ref is None:
+            return None
+        elapsed = max(now - ref[1], 0.0)  # /clock jumped back: allow one control period only
+        allowed = self._jump_speed * (elapsed + self.dt)
+        jump = np.abs(arr - ref[0])
+        if self._pose:
+            jump[_QUAT] = 0.0  # orientation has no linear speed limit here
+        too_fast = jump > allowed
+        if not too_fast.any():
+            return None
+        i = int(np.nonzero(too_fast)[0][0])
+        return "implausible_jump", (
+            f"measured {self.axis_names[i]} jumped {jump[i]:.6g} in {elapsed:.4f} s, more than "
+            f"{allowed[i]:.6g} (measured_max_speed_factor x max_velocity x (elapsed + one control period))"
+        )
+
     def estop(self, now: float) -> None:
-        """Latch the e-stop: scheduled plans are dropped, new plans rejected, output brakes/holds."""
+        """An e-stop input of *true*: latch the e-stop (scheduled plans are dropped, new plans rejected,
+        output brakes to rest and stays there) and remember the time for ``reset_estop``."""
         _check_now(now)
+        self._estop_input = True
+        self._estop_last_true_s = now
         if not self._estop:
             self._c["estops"] += 1
         self._estop = True
@@ -357,20 +507,46 @@ class SafetySupervisor:
         if self._active and self._command is not None:
             self._state = OutputState.ESTOP
 
-    def reset_estop(self, now: float) -> bool:
-        """Clear a latched e-stop (the only way to clear it). Returns whether it was latched.
+    def estop_input_released(self, now: float) -> None:
+        """An e-stop input of *false*: the stop device is released. Never clears a latch by itself."""
+        _check_now(now)
+        self._estop_input = False
 
-        Output continues with the watchdog (hold/decelerate) until a new plan is pushed.
+    def reset_estop(self, now: float) -> EstopReset:
+        """Clear a latched e-stop (the only way to clear it), if the stop device is released.
+
+        Refused (issue 9, defect 1) while the last e-stop input was true, and until
+        ``estop_release_hold_s`` after the last true input (if ``now`` is before that input, the clock
+        jumped back: the hold restarts from ``now``). After a reset the output continues with the watchdog
+        (hold/decelerate) until a new plan is pushed.
         """
         _check_now(now)
         was = self._estop
+        if not was:
+            return EstopReset(True, False, "e-stop was not latched")
+        hold = self.config.estop_release_hold_s
+        refusal = None
+        if self._estop_input:
+            refusal = "the e-stop input is still true; release the stop device first"
+        elif self._estop_last_true_s is not None:
+            if now < self._estop_last_true_s:
+                self._estop_last_true_s = now
+            since = now - self._estop_last_true_s
+            if since < hold:
+                refusal = (
+                    f"the e-stop input was true {since:.3f} s ago; a reset needs it released for "
+                    f"estop_release_hold_s = {hold:g} s"
+                )
+        if refusal is not None:
+            self._c["estop_resets_refused"] += 1
+            return EstopReset(False, True, refusal)
         self._estop = False
         self._hold_target = None
-        return was
+        return EstopReset(True, True, "e-stop cleared; the output holds/decelerates until a new plan arrives")
 
     # ------------------------------------------------------------------------------------------- push
     def push(self, plan: Plan, now: float) -> PlanDecision:
-        """Check, clamp and schedule a plan.
+        """Check, clamp and schedule a plan: ``commit(prepare(plan, now), now)``.
 
         Args:
             plan: The received plan.
@@ -379,10 +555,67 @@ class SafetySupervisor:
         Returns:
             The decision (REJECTED: nothing from the plan will be streamed).
         """
+        return self.commit(self.prepare(plan, now), now)
+
+    def basis(self) -> PlanBasis:
+        """Copies of the state ``prepare`` depends on; take it under the lock that guards ``tick``."""
+        start = self._start_state()
+        if start is not None:
+            start = MotionState(start.position.copy(), start.velocity.copy(), start.acceleration.copy())
+        return PlanBasis(start, self._last_plan_id, self._session_id)
+
+    def prepare(self, plan: Plan, now: float, basis: PlanBasis | None = None) -> PreparedPlan:
+        """The expensive part of ``push``: checks, bounds and the rate estimate. Changes no state.
+
+        Why split: checking and clamping is O(steps) Python work (up to ``max_plan_steps``). A node runs it
+        outside the lock that its control tick takes, so it never delays a tick (issue 9, defect 2); only
+        ``commit`` (O(1) besides a copy) runs under the lock.
+
+        Args:
+            plan: The received plan.
+            now: Current time (s).
+            basis: ``basis()`` taken under the caller's lock; None = take it now (single-threaded use).
+        """
+        _check_now(now)
+        basis = basis if basis is not None else self.basis()
+        num_steps = int(np.shape(plan.values)[0]) if np.ndim(plan.values) == 2 else 0
+        rejection = checks.check_plan(plan, self.limits, now, basis.last_plan_id, basis.session_id)
+        if rejection is not None:
+            return PreparedPlan(plan, num_steps, rejection)
+        values = np.array(plan.values, dtype=np.float64)
+        skipped = ScheduledPlan(plan.plan_id, plan.t0_s, plan.step_period_s, values).steps_before(now)
+        if skipped >= num_steps:
+            return PreparedPlan(plan, num_steps, self._stale(num_steps, plan, values), steps_skipped=skipped)
+        reasons: list[str] = []
+        bounded = self._bound_values(values, reasons)
+        estimate = self._estimate_rates(
+            bounded, plan.step_period_s, max(skipped - 1, 0), reasons, basis.start
+        )
+        correction = np.abs(estimate - values)
+        if self._pose:
+            # Quaternions: q and -q are the same rotation; measure against the closer sign.
+            q_plan, q_est = values[:, _QUAT], estimate[:, _QUAT]
+            flip = np.sum(q_plan * q_est, axis=1) < 0
+            q_est = np.where(flip[:, None], -q_est, q_est)
+            correction[:, _QUAT] = np.abs(q_est - q_plan)
+        max_corr = correction[max(skipped - 1, 0) :].max(axis=0)
+        if not np.any(max_corr > CORRECTION_TOLERANCE):
+            reasons, max_corr = [], np.zeros(len(self.axis_names))
+        return PreparedPlan(plan, num_steps, None, bounded, tuple(dict.fromkeys(reasons)), max_corr, skipped)
+
+    def _stale(self, num_steps: int, plan: Plan, values: np.ndarray) -> checks.Rejection:
+        end = ScheduledPlan(plan.plan_id, plan.t0_s, plan.step_period_s, values).end_s
+        return checks.Rejection(checks.STALE, f"all {num_steps} steps are before now (last at {end:.6f})")
+
+    def commit(self, prepared: PreparedPlan, now: float) -> PlanDecision:
+        """Schedule a prepared plan, re-checking what may have changed since ``prepare``.
+
+        Re-checked here (under the caller's lock): active, e-stop, measured state plausible, plan id still
+        increasing (another plan may have been committed meanwhile), and steps left after ``now``.
+        """
         _check_now(now)
         self._c["plans_received"] += 1
-        d = len(self.axis_names)
-        num_steps = int(np.shape(plan.values)[0]) if np.ndim(plan.values) == 2 else 0
+        plan, num_steps = prepared.plan, prepared.num_steps
         if not self._active:
             return self._reject(
                 plan, checks.Rejection(checks.INACTIVE, "supervisor is not active"), num_steps
@@ -391,56 +624,41 @@ class SafetySupervisor:
             return self._reject(
                 plan, checks.Rejection(checks.ESTOP, "e-stop latched; reset it first"), num_steps
             )
-        rejection = checks.check_plan(plan, self.limits, now, self._last_plan_id)
-        if rejection is not None:
-            return self._reject(plan, rejection, num_steps)
-        values = np.array(plan.values, dtype=np.float64)
-        scheduled_stub = ScheduledPlan(plan.plan_id, plan.t0_s, plan.step_period_s, values)
-        skipped = scheduled_stub.steps_before(now)
+        if self._measured_problem:
+            return self._reject(
+                plan, checks.Rejection(checks.MEASURED_STATE, self._measured_problem), num_steps
+            )
+        if prepared.rejection is not None:
+            return self._reject(plan, prepared.rejection, num_steps, steps_skipped=prepared.steps_skipped)
+        sequence = checks.check_sequence(plan, self._last_plan_id, self._session_id)
+        if sequence is not None:  # another plan may have been committed since prepare
+            return self._reject(plan, sequence, num_steps)
+        assert prepared.bounded is not None and prepared.max_correction is not None
+        scheduled = ScheduledPlan(
+            plan.plan_id, plan.t0_s, plan.step_period_s, prepared.bounded, _QUAT if self._pose else None
+        )
+        skipped = scheduled.steps_before(now)
         if skipped >= num_steps:
             return self._reject(
-                plan,
-                checks.Rejection(
-                    checks.STALE, f"all {num_steps} steps are before now (last at {scheduled_stub.end_s:.6f})"
-                ),
-                num_steps,
-                steps_skipped=skipped,
+                plan, self._stale(num_steps, plan, prepared.bounded), num_steps, steps_skipped=skipped
             )
-
-        reasons: list[str] = []
-        bounded = self._bound_values(values, reasons)
-        estimate = self._estimate_rates(bounded, plan.step_period_s, max(skipped - 1, 0), reasons)
-        correction = np.abs(estimate - values)
-        if self._pose:
-            # Quaternions: q and -q are the same rotation; measure against the closer sign.
-            q_plan, q_est = values[:, _QUAT], estimate[:, _QUAT]
-            flip = np.sum(q_plan * q_est, axis=1) < 0
-            q_est = np.where(flip[:, None], -q_est, q_est)
-            correction[:, _QUAT] = np.abs(q_est - q_plan)
-        max_corr = correction[max(skipped - 1, 0) :].max(axis=0) if num_steps else np.zeros(d)
-        clamped = bool(np.any(max_corr > CORRECTION_TOLERANCE))
-        if not clamped:
-            reasons = []
-            max_corr = np.zeros(d)
-
-        self._scheduler.push(
-            ScheduledPlan(
-                plan.plan_id, plan.t0_s, plan.step_period_s, bounded, _QUAT if self._pose else None
-            ),
-            now,
-        )
+        self._scheduler.push(scheduled, now)
         self._last_plan_id = plan.plan_id
+        self._session_id = plan.planner_session_id
         self._c["steps_skipped"] += skipped
+        clamped = bool(prepared.reasons)
         self._c["plans_clamped" if clamped else "plans_accepted"] += 1
-        unique = tuple(dict.fromkeys(reasons))
+        max_corr = prepared.max_correction
         limited = [self.axis_names[i] for i in np.nonzero(max_corr > CORRECTION_TOLERANCE)[0]]
         message = (
-            f"clamped {', '.join(unique)} on {', '.join(limited)}" if clamped else "accepted unchanged"
+            f"clamped {', '.join(prepared.reasons)} on {', '.join(limited)}"
+            if clamped
+            else "accepted unchanged"
         ) + (f"; skipped {skipped} past step(s)" if skipped else "")
         return PlanDecision(
             plan_id=plan.plan_id,
             decision=Decision.CLAMPED if clamped else Decision.ACCEPTED,
-            reasons=unique if clamped else (),
+            reasons=prepared.reasons,
             message=message,
             axis_names=self.axis_names,
             max_correction=max_corr,
@@ -504,11 +722,16 @@ class SafetySupervisor:
         return None
 
     def _estimate_rates(
-        self, bounded: np.ndarray, step_period: float, first: int, reasons: list[str]
+        self,
+        bounded: np.ndarray,
+        step_period: float,
+        first: int,
+        reasons: list[str],
+        start: MotionState | None,
     ) -> np.ndarray:
         """Stage (2): run the limiter over the bounded steps at the plan's step period (see module doc)."""
         estimate = bounded.copy()
-        state = self._start_state()
+        state = start
         if state is None:
             state = MotionState.at_rest(bounded[first])
         flags_any = 0
@@ -562,9 +785,14 @@ class SafetySupervisor:
             mode = "track"
             self._state = OutputState.STREAMING
             self._hold_target = None
+        elif self._estop:
+            # Latched: only brake (issue 9, defect 4). Whatever estop_mode says, nothing is tracked, neither
+            # a target nor the measured state; at rest the command is frozen bit for bit.
+            mode = "brake"
+            self._state = OutputState.ESTOP
         else:
-            wd_mode = self.config.estop_mode if self._estop else self.config.watchdog_mode
-            if not self._estop and self._state == OutputState.STREAMING:
+            wd_mode = self.config.watchdog_mode
+            if self._state == OutputState.STREAMING:
                 self._c["watchdog_activations"] += 1
             if wd_mode == "hold":
                 if self._hold_target is None:
@@ -572,13 +800,10 @@ class SafetySupervisor:
                 self._tp[:] = self._hold_target
                 self._tv[:] = 0.0
                 mode = "track"
-                self._state = OutputState.ESTOP if self._estop else OutputState.HOLDING
+                self._state = OutputState.HOLDING
             else:
                 mode = "brake"
-                if self._estop:
-                    self._state = OutputState.ESTOP
-                else:
-                    self._state = OutputState.HOLDING if prev.is_at_rest() else OutputState.DECELERATING
+                self._state = OutputState.HOLDING if prev.is_at_rest() else OutputState.DECELERATING
 
         reasons: list[str] = []
         limited = np.zeros(len(self.axis_names), dtype=bool)

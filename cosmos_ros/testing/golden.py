@@ -9,9 +9,10 @@ a failure, never a silent pass.
 How messages are compared: each recorded message is deserialized (rosbags, with ``cosmos_ros/msg/*``
 definitions registered) and flattened into ``path -> value`` (``trajectory.points.3.positions`` -> list of
 floats). Numbers are compared with ``|a - b| <= atol + rtol * |b|`` (NaN equals NaN), strings exactly, shapes
-exactly. Timings (``*inference_time_s``, ``*queue_time_s``, the latency fields ``*expected_latency_s`` and
-``*latency_p95_s``) and ``model_id`` (a local path) are
-ignored by default because they differ between runs or machines without meaning anything.
+exactly. Wall-clock timings (``*inference_time_s``, ``*queue_time_s``), the latency fields
+(``*expected_latency_s``, ``*latency_p95_s``), ``model_id`` (a local path) and ``planner_session_id`` (the
+planner's start time) are ignored by default because they differ between runs or machines without meaning
+anything.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from cosmos_ros.replay.types import ensure_type, make_typestore
 
 UPDATE_ENV = "COSMOS_ROS_UPDATE_GOLDEN"
 FORMAT = "cosmos_ros-golden/1"
+# planner_session_id: the planner process' start time (ns), a new value every run by design.
 DEFAULT_IGNORE: tuple[str, ...] = (
     "*inference_time_s",
     "*queue_time_s",
     "*expected_latency_s",
     "*latency_p95_s",
     "model_id",
+    "*planner_session_id",
 )
 ALIGN_MODES = ("index", "stamp")
 

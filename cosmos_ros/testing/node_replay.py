@@ -49,6 +49,7 @@ from typing import Any
 
 from cosmos_ros.replay.bag import normalize_topic
 from cosmos_ros.testing.golden import (
+    DEFAULT_IGNORE,
     GoldenResult,
     Tolerance,
     compare,
@@ -70,7 +71,7 @@ DEFAULT_RECORD_TOPICS: tuple[str, ...] = (
 )
 # Setpoint topics and the rate (Hz of bag time) they are compared at.
 DEFAULT_RESAMPLE: dict[str, float] = {COMMANDS_TOPIC: 10.0}
-_IGNORE = ("*inference_time_s", "*queue_time_s", "*expected_latency_s", "*latency_p95_s", "model_id")
+_IGNORE = DEFAULT_IGNORE
 # rtol is 0 everywhere: the messages carry epoch stamps (1.7e9 s), on which any relative tolerance is void.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # Plans: same frames + seed + weights. On one machine replays are bit-identical (measured); 1e-3 (rad, m,

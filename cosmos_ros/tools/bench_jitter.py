@@ -49,12 +49,15 @@ kind: joint
 frame_id: panda_link0
 staleness_limit_s: 0.5
 control_rate_hz: 100.0
+max_plan_steps: 256
+measured_max_speed_factor: 2.0
 axes:
 {axes}
 """
 AXIS = (
     "  - {{name: {name}, unit: {unit}, min_position: {lo}, max_position: {hi}, max_velocity: {v}, "
-    "max_acceleration: {a}, max_jerk: {j}, max_step_from_measured: null}}"
+    "max_acceleration: {a}, max_jerk: {j}, max_step_from_measured: null, "
+    "measured_plausibility_margin: 0.1}}"
 )
 
 

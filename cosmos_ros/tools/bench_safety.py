@@ -18,6 +18,7 @@ This measures the machine it runs on (shared CPUs make p99 worse); it is not a t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,8 +128,10 @@ def bench(limits: SafetyLimits, repeats: int, ticks: int) -> list[tuple[str, str
     # Streaming ticks: a long plan (gentle = accepted unchanged; aggressive = clamped, saturating the
     # velocity limits and running into joint bounds), with the robot tracking the command.
     steps = int(ticks * dt / 0.1) + 2
+    # One plan covers all timed ticks, so it may be longer than the file's max_plan_steps: allow it here.
+    long_limits = dataclasses.replace(limits, max_plan_steps=max(limits.max_plan_steps, steps))
     for clamped in (False, True):
-        sup = SafetySupervisor(limits, SupervisorConfig())
+        sup = SafetySupervisor(long_limits, SupervisorConfig())
         sup.activate(0.0)
         sup.set_measured(start, 0.0)
         sup.tick(0.0)
