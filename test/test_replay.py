@@ -339,6 +339,9 @@ def test_recorder_round_trip_with_our_own_types(tmp_path: Path) -> None:
         raw_actions=np.array([0.5, -0.5], dtype=np.float32),
         inference_time_s=0.1,
         queue_time_s=0.01,
+        expected_latency_s=0.0,
+        latency_p95_s=0.0,
+        prefix_steps=0,
         planner_session_id=0,
     )
     data = bytes(store.serialize_cdr(seq, "cosmos_ros/msg/ActionSequence"))

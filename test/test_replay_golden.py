@@ -66,6 +66,9 @@ def plan(k: int, offset: float = 0.0, goal: str = "pick", inference: float = 0.1
         raw_actions=np.array([0.5, -0.5] * 4, dtype=np.float32),
         inference_time_s=inference,
         queue_time_s=0.01 * k,
+        expected_latency_s=0.0,
+        latency_p95_s=0.0,
+        prefix_steps=0,
         planner_session_id=0,
     )
 
