@@ -15,6 +15,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
+from cosmos_ros.nodes.planner_node import GOAL_QOS
 from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_active, wait_until
 
 pytestmark = pytest.mark.ros
@@ -44,7 +45,7 @@ def test_planner_and_safety_in_one_process(domain_id: int, tiny_model_dir: Path)
         commands = peer.record(Float64MultiArray, f"{NS}/forward_position_controller/commands")
         joints = peer.publisher(JointState, f"{NS}/joint_states")
         images = peer.publisher(Image, f"{NS}/image_raw")
-        goal = peer.publisher(String, f"{NS}/goal")
+        goal = peer.publisher(String, f"{NS}/goal", GOAL_QOS)
         assert peer.wait_for_subscribers(images, timeout=30)
         rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         deadline = time.monotonic() + 90

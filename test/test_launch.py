@@ -33,6 +33,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus  # noqa: E402
+from cosmos_ros.nodes.planner_node import GOAL_QOS  # noqa: E402
 from cosmos_ros.testing.ros_harness import TestPeer, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -121,7 +122,7 @@ def test_image_and_goal_produce_setpoints(domain_id: int) -> None:
 
         joints = peer.publisher(JointState, f"/{NS}/joint_states")
         image_pub = peer.publisher(Image, f"/{NS}/image_raw")
-        goal_pub = peer.publisher(String, f"/{NS}/goal")
+        goal_pub = peer.publisher(String, f"/{NS}/goal", GOAL_QOS)
         assert peer.wait_for_subscribers(image_pub, timeout=90)
         img = Image(height=64, width=64, encoding="rgb8", step=64 * 3)
         img.data = np.full((64, 64, 3), 128, np.uint8).tobytes()
