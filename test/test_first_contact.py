@@ -60,7 +60,9 @@ def test_unknown_action_space_named_by_the_safety_node(domain_id: int) -> None:
     assert "Traceback" not in out
 
 
-def test_unknown_action_space_named_by_the_planner_before_loading(domain_id: int, tiny_model_dir: Path) -> None:
+def test_unknown_action_space_named_by_the_planner_before_loading(
+    domain_id: int, tiny_model_dir: Path
+) -> None:
     proc = NodeProcess(
         "cosmos_ros.nodes.planner_node",
         domain_id,
@@ -81,7 +83,9 @@ def test_finalized_safety_node_process_exits(peer: TestPeer, domain_id: int) -> 
         assert wait_active(peer, "safety_final", STARTUP_S), proc.output()[-3000:]
         assert _shutdown(peer, "/safety_final", Transition.TRANSITION_ACTIVE_SHUTDOWN)
         code = proc.wait_exit(EXIT_S)
-        assert code == 0, f"still running or failed after lifecycle shutdown ({code}):\n{proc.output()[-3000:]}"
+        assert code == 0, (
+            f"still running or failed after lifecycle shutdown ({code}):\n{proc.output()[-3000:]}"
+        )
         assert "finalized (lifecycle shutdown): exiting" in proc.output()
     finally:
         proc.stop()
@@ -111,7 +115,9 @@ def test_planner_goal_before_start_then_finalized_exit(
         assert "Loading pipeline components" not in out and "\r" not in out, out[-3000:]
         assert _shutdown(peer, "/late/planner_late", Transition.TRANSITION_ACTIVE_SHUTDOWN)
         code = proc.wait_exit(EXIT_S)
-        assert code == 0, f"still running or failed after lifecycle shutdown ({code}):\n{proc.output()[-3000:]}"
+        assert code == 0, (
+            f"still running or failed after lifecycle shutdown ({code}):\n{proc.output()[-3000:]}"
+        )
     finally:
         proc.stop()
         peer.node.destroy_publisher(pub)

@@ -172,4 +172,5 @@ def test_bad_model_path_fails_fast(tmp_path: Path, domain_id: int) -> None:
     out = proc.stdout + proc.stderr
     assert "/nonexistent/cosmos3" in out, out
     assert "exited with code 1" in out, out
+    assert proc.returncode == 1, f"launch exited {proc.returncode} although a node failed:\n{out}"
     assert elapsed < 60, f"launch took {elapsed:.1f}s to fail"

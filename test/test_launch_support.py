@@ -19,7 +19,7 @@ def test_reason_is_the_last_error_line_without_colours_and_prefix() -> None:
         "\x1b[0m[INFO] [1796087710.1] [safety_node]: starting\x1b[0m\n"
         "\x1b[31m[ERROR] [1796087710.684592593] [safety_node]: configure failed: unknown action space 'x'; "
         "valid: arm7_joints, umi_pose_gripper\x1b[0m\n"
-        "\x1b[31m[ERROR] [1796087710.686488728] [safety_node]: autostart failed (reason above); exiting\x1b[0m\n"
+        "\x1b[31m[ERROR] [1796087710.6] [safety_node]: autostart failed (reason above); exiting\x1b[0m\n"
     )
     assert last_error_line(out) == (
         "configure failed: unknown action space 'x'; valid: arm7_joints, umi_pose_gripper"

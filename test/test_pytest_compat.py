@@ -57,7 +57,10 @@ def test_fixture_attribute_use_matches_this_pytest(tmp_path: Path) -> None:
 
 def test_installed_ros_pytest_plugins_load_with_this_pytest() -> None:
     """Fails (with the reasons and what to do) on a machine whose pytest cannot load its ROS plugins."""
-    if importlib.util.find_spec("launch_testing") is None and importlib.util.find_spec("launch_pytest") is None:
+    if (
+        importlib.util.find_spec("launch_testing") is None
+        and importlib.util.find_spec("launch_pytest") is None
+    ):
         pytest.skip("neither launch_testing nor launch_pytest is installed (they come with ROS 2)")
     found = pytest_compat.problems()
     assert found == [], "\n".join(found) + "\n" + pytest_compat.advice()
