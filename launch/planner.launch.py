@@ -21,8 +21,12 @@ hop for the plan; see README "Composition").
 
 Lifecycle: both nodes configure and activate themselves (``autostart:=true``, default). With
 ``autostart:=false`` they wait in *unconfigured* for a lifecycle manager. If a node fails to configure (bad
-model dir, bad limits file) it logs the reason at ERROR and exits with status 1, and this launch shuts down
-with that reason instead of hanging.
+model dir, bad limits file, unknown action space) it logs the reason at ERROR and exits with status 1, and
+this launch ends with status 1 and that reason instead of hanging. A node finalized with ``ros2 lifecycle set
+<node> shutdown`` exits 0, and the launch ends with 0.
+
+Defaults suit a CPU (``backend:=fast``, ``num_inference_steps:=8``); the arguments themselves, and how they
+become node parameters, are in ``cosmos_ros/launch_support.py``.
 """
 
 from __future__ import annotations

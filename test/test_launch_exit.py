@@ -26,13 +26,13 @@ from lifecycle_msgs.srv import ChangeState
 
 from cosmos_ros.testing.ros_harness import TestPeer, wait_active, wait_until
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 LAUNCH_FILE = os.path.join(get_package_share_directory("cosmos_ros"), "launch", "planner.launch.py")
 STARTUP_S = 180.0
 
 
-def _launch(tmp_path: Path, domain_id: int, args: dict[str, str]) -> subprocess.Popen[str]:
+def _launch(tmp_path: Path, domain_id: int, args: dict[str, str]) -> subprocess.Popen[bytes]:
     script = tmp_path / "run_launch.py"
     script.write_text(
         textwrap.dedent(
@@ -50,9 +50,13 @@ def _launch(tmp_path: Path, domain_id: int, args: dict[str, str]) -> subprocess.
     )
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    # Output to a file, not a pipe: a pipe nobody reads fills up and blocks the launch mid-run.
+    with open(tmp_path / "launch.log", "w") as log:
+        return subprocess.Popen([sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _output(tmp_path: Path) -> str:
+    return (tmp_path / "launch.log").read_text(errors="replace")
 
 
 @pytest.fixture
@@ -65,7 +69,8 @@ def test_unknown_action_space_ends_the_launch_non_zero_with_the_reason(
     tmp_path: Path, domain_id: int, tiny_model_dir: Path
 ) -> None:
     proc = _launch(tmp_path, domain_id, {"model_path": str(tiny_model_dir), "action_space": "no_such_space"})
-    out, _ = proc.communicate(timeout=STARTUP_S)
+    proc.wait(timeout=STARTUP_S)
+    out = _output(tmp_path)
     assert proc.returncode == 1, f"launch exited {proc.returncode}:\n{out}"
     # launch's own ERROR line carries the node's reason (whichever node failed first).
     reason = [line for line in out.splitlines() if "[launch]" in line and "exited with code 1" in line]
@@ -88,10 +93,11 @@ def test_finalized_planner_ends_the_launch_with_zero(
             ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN))
         )
         assert wait_until(fut.done, 30.0) and fut.result().success
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate(timeout=30)
+            proc.wait(timeout=30)
+    out = _output(tmp_path)
     assert proc.returncode == 0, f"launch exited {proc.returncode}:\n{out}"
     assert "planner_node-1 exited with code 0" in out or "process has finished cleanly" in out, out
