@@ -410,8 +410,8 @@ def load_profile(name_or_path: str | Path, dirs: Iterable[str | Path] | None = N
         found = [d / f"{text_name}.yaml" for d in search if (d / f"{text_name}.yaml").is_file()]
         if not found:
             raise UnknownProfileError(
-                f"unknown action-space profile {text_name!r}; valid names: {list_profiles(search)} "
-                f"(searched {[str(d) for d in search]})"
+                f"unknown action space {text_name!r}; valid: {', '.join(list_profiles(search)) or '(none)'} "
+                f"(profiles searched in {[str(d) for d in search]})"
             )
         path = found[0]
     try:

@@ -21,8 +21,12 @@ hop for the plan; see README "Composition").
 
 Lifecycle: both nodes configure and activate themselves (``autostart:=true``, default). With
 ``autostart:=false`` they wait in *unconfigured* for a lifecycle manager. If a node fails to configure (bad
-model dir, bad limits file) it logs the reason at ERROR and exits with status 1, and this launch shuts down
-with that reason instead of hanging.
+model dir, bad limits file, unknown action space) it logs the reason at ERROR and exits with status 1, and
+this launch ends with status 1 and that reason instead of hanging. A node finalized with ``ros2 lifecycle set
+<node> shutdown`` exits 0, and the launch ends with 0.
+
+Defaults suit a CPU (``backend:=fast``, ``num_inference_steps:=8``); the arguments themselves, and how they
+become node parameters, are in ``cosmos_ros/launch_support.py``.
 """
 
 from __future__ import annotations
@@ -35,64 +39,16 @@ from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
     GroupAction,
-    LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
 )
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnProcessIO
 from launch.events import Shutdown
+from launch.events.process import ProcessExited, ProcessIO
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
-ARGUMENTS: dict[str, tuple[str, str]] = {
-    # name: (default, description)
-    "model_path": ("", "Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)."),
-    "action_space": ("arm7_joints", "Action-space profile (config/action_spaces/<name>.yaml) or YAML path."),
-    "limits_file": ("", "Safety limits YAML; empty: config/limits/<action_space>.yaml."),
-    "backend": ("diffusers", "Policy backend: diffusers (reference) | fast (torch) | tensorrt."),
-    "device": ("cpu", "Inference device: cpu | cuda | cuda:N."),
-    "dtype": ("float32", "Inference dtype: float32 | bfloat16 | float16."),
-    "planner_params_file": ("", "Planner params file; empty: the package's config/planner.yaml."),
-    "safety_params_file": ("", "Safety params file; empty: the package's config/safety.yaml."),
-    "namespace": ("", "Namespace for both nodes and all their (relative) topics."),
-    "camera_topics": ("", "Camera topic(s), comma separated; empty: keep the params file's."),
-    "compressed": ("", "true: camera topics are CompressedImage; empty: keep the params file's."),
-    "goal_topic": ("", "Goal topic (std_msgs/String); empty: keep the params file's."),
-    "output_adapters": (
-        "",
-        "Comma separated subset of float64_per_axis, float64_multi_array, pose_stamped, joint_trajectory; "
-        "empty: keep the params file's.",
-    ),
-    "setpoint_topic_pattern": ("", "float64_per_axis topic pattern, e.g. '{axis}/setpoint'; empty: keep."),
-    "commands_topic": ("", "float64_multi_array topic (forward_command_controller); empty: keep."),
-    "trajectory_topic": ("", "joint_trajectory topic (JointTrajectoryController); empty: keep."),
-    "pose_topic": ("", "pose_stamped topic (cartesian controller target); empty: keep."),
-    "measured_state_topic": ("", "Measured state topic (JointState or PoseStamped); empty: keep."),
-    "measured_state_type": ("", "joint_state | pose (pose action spaces); empty: keep the params file's."),
-    "shadow_mode": ("false", "true: compute everything, publish setpoints only under ~/shadow/."),
-    "fastdds_profile": (
-        "config/fastdds_large_frames.xml",
-        "Fast DDS profile for the planner (16 MiB shared-memory segment for raw images); ignored when "
-        "FASTDDS_DEFAULT_PROFILES_FILE is set; empty: Fast DDS defaults.",
-    ),
-    "use_sim_time": ("false", "Use /clock (e.g. from `ros2 run cosmos_ros replay --clock`)."),
-    "log_level": ("info", "Log level of both nodes."),
-    "autostart": ("true", "Nodes configure+activate themselves; false: wait for a lifecycle manager."),
-    "single_process": ("false", "Run planner and safety in one process on one executor."),
-}
-
-
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("true", "1", "yes", "on"):
-        return True
-    if t in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-def _list(text: str) -> list[str]:
-    return [p.strip() for p in text.strip().strip("[]").split(",") if p.strip()]
+from cosmos_ros.launch_support import ARGUMENTS, last_error_line, node_parameters, parse_bool
 
 
 def _share_path(share: str, path: str) -> str:
@@ -104,44 +60,13 @@ def _nodes(context: LaunchContext) -> list:
     share = get_package_share_directory("cosmos_ros")
     planner_file = _share_path(share, arg["planner_params_file"] or "config/planner.yaml")
     safety_file = _share_path(share, arg["safety_params_file"] or "config/safety.yaml")
-    action_space = arg["action_space"]
-    limits = arg["limits_file"] or f"config/limits/{os.path.splitext(os.path.basename(action_space))[0]}.yaml"
-
-    common = {"use_sim_time": _bool(arg["use_sim_time"]), "autostart": _bool(arg["autostart"])}
-    planner: dict = {
-        **common,
-        "model_path": arg["model_path"],
-        "action_space": action_space,
-        "backend": arg["backend"],
-        "device": arg["device"],
-        "dtype": arg["dtype"],
-    }
-    if arg["camera_topics"]:
-        planner["camera_topics"] = _list(arg["camera_topics"])
-    if arg["compressed"]:
-        planner["compressed"] = _bool(arg["compressed"])
-    if arg["goal_topic"]:
-        planner["goal_topic"] = arg["goal_topic"]
-
-    safety: dict = {**common, "limits_file": limits, "shadow_mode": _bool(arg["shadow_mode"])}
-    if arg["output_adapters"]:
-        safety["output_adapters"] = _list(arg["output_adapters"])
-    for launch_arg, param in (
-        ("setpoint_topic_pattern", "float64_per_axis.topic_pattern"),
-        ("commands_topic", "float64_multi_array.topic"),
-        ("trajectory_topic", "joint_trajectory.topic"),
-        ("pose_topic", "pose_stamped.topic"),
-        ("measured_state_topic", "measured_state_topic"),
-        ("measured_state_type", "measured_state_type"),
-    ):
-        if arg[launch_arg]:
-            safety[param] = arg[launch_arg]
+    planner, safety = node_parameters(arg)
 
     ros_args = ["--log-level", arg["log_level"]]
     planner_env = {}
     if arg["fastdds_profile"] and "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
         planner_env["FASTDDS_DEFAULT_PROFILES_FILE"] = _share_path(share, arg["fastdds_profile"])
-    if _bool(arg["single_process"]):
+    if parse_bool("single_process", arg["single_process"]):
         # One process: both params files apply to both nodes (they use `/**:`); the names that both nodes
         # declare (autostart, use_sim_time, diagnostics_period_s) are set identically here.
         nodes = [
@@ -183,26 +108,45 @@ def _nodes(context: LaunchContext) -> list:
     if arg["namespace"]:
         actions.append(PushRosNamespace(arg["namespace"]))
     actions += nodes
-    # A node that exits (failed configure, crash) ends the whole launch with its reason: a planner without
-    # its safety node, or the reverse, is not a state to leave running.
+    # A node that exits ends the whole launch: a planner without its safety node, or the reverse, is not a
+    # state to leave running. A non-zero exit (failed configure, crash) must end `ros2 launch` non-zero too,
+    # so that scripts and CI see it. launch's Shutdown event carries no exit code; the one way launch (Humble
+    # to Kilted) exits non-zero is an exception in its loop, which it logs at ERROR. So the exit handler
+    # raises one that carries the node's reason (its last ERROR line).
     for node in nodes:
-        actions.append(
-            RegisterEventHandler(
-                OnProcessExit(
-                    target_action=node,
-                    on_exit=lambda event, ctx: [
-                        LogInfo(msg=f"[cosmos_ros] {event.action.name} exited with code {event.returncode}"),
-                        EmitEvent(
-                            event=Shutdown(
-                                reason=f"{event.action.name} exited with code {event.returncode} "
-                                "(see its ERROR log above)"
-                            )
-                        ),
-                    ],
-                )
-            )
-        )
+        watch = NodeWatch()
+        io = OnProcessIO(target_action=node, on_stdout=watch.feed, on_stderr=watch.feed)
+        actions.append(RegisterEventHandler(io))
+        actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=watch.on_exit)))
     return [GroupAction(actions, scoped=True)]
+
+
+class NodeExitedError(RuntimeError):
+    """A node process ended with a non-zero code; launch logs this message and exits 1."""
+
+
+class NodeWatch:
+    """Remembers a node process's failure reason from its output, and ends the launch when it exits."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.last_line = ""
+
+    def feed(self, event: ProcessIO) -> None:
+        text = event.text.decode(errors="replace") if isinstance(event.text, bytes) else str(event.text)
+        self.reason = last_error_line(text) or self.reason
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        self.last_line = lines[-1] if lines else self.last_line
+
+    def on_exit(self, event: ProcessExited, context: LaunchContext) -> list:
+        name, code = event.action.name, event.returncode
+        if context.is_shutdown:
+            return []  # the launch is already ending (Ctrl-C, the other node's exit): its code is decided
+        if code != 0:
+            # No ERROR line: a crash; its last output line is the exception.
+            raise NodeExitedError(f"{name} exited with code {code}: {self.reason or self.last_line}")
+        reason = f"{name} exited with code 0 (finalized by a lifecycle shutdown)"
+        return [EmitEvent(event=Shutdown(reason=reason))]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -6,13 +6,16 @@
 #    --system-site-packages gets the pip-only dependencies (torch, diffusers, ...), colcon comes from ROS.
 #  * No ROS: a virtual environment gets ROS 2 Kilted from the PyPI ros-* wheels, colcon, and the pip-only
 #    dependencies. The wheels' exported CMake targets name include dirs under /opt/python/cp3XX-cp3XX/
-#    (their build machine); we make those paths exist as symlinks into this environment.
+#    (their build machine); we make those paths exist as symlinks into this environment, and refuse (with the
+#    way out) when they already serve another environment (scripts/opt_python_links.sh).
 #
 # Environment knobs:
 #   COSMOS_ROS_VENV     where the virtual environment lives (default ~/.cache/cosmos_ros/venv-<pyver>).
 #                       It must be outside the source tree: CMake refuses exported include dirs inside it.
 #   COSMOS_ROS_PYTHON   interpreter to use (default: python3.11, else python3.12, else python3).
 #   COSMOS_ROS_SKIP_BUILD=1  set up the environment only.
+#   COSMOS_ROS_BUILD_TESTING=1  build the CMake test target too (`colcon test --packages-select cosmos_ros`).
+#   COSMOS_ROS_REPOINT_OPT_PYTHON=1  take the machine-wide /opt/python links over from another environment.
 #
 # Afterwards: `source scripts/env.sh` puts the environment and the install space in your shell.
 set -euo pipefail
@@ -82,35 +85,31 @@ else
   printf '%s' "$want" > "$stamp"
 fi
 
+# pytest: the pip-only set-up pins one (requirements-ros-wheels.txt); with ROS it must be the distro's
+# python3-pytest, the one launch_testing / launch_pytest (pytest plugins loaded by EVERY pytest run) work with.
+"$vpy" -c 'import pytest' 2>/dev/null || die "no pytest importable. With ROS: sudo apt-get install python3-pytest"
+say "pytest $("$vpy" -c 'import pytest; print(pytest.__version__, "from", pytest.__file__)')"
+"$vpy" "$here/cosmos_ros/testing/pytest_compat.py" \
+  || die "this pytest cannot load the installed ROS pytest plugins (reasons above); every pytest run would fail"
+
 # --- 4. /opt/python paths named by the wheels' CMake exports ---------------------------------------
 if [ "$ros_sourced" = 0 ]; then
   tag="cp${pyver/./}-cp${pyver/./}"
   inc="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  root="/opt/python/$tag"
-  link() {  # link TARGET NAME: make NAME point at TARGET, saying so
-    if [ "$(readlink "$2" 2>/dev/null)" = "$1" ]; then return 0; fi
-    if [ -e "$2" ] && [ ! -L "$2" ]; then say "$2 exists and is not a symlink: leaving it alone"; return 0; fi
-    say "symlink $2 -> $1 (the ros-* wheels' CMake exports name this path)"
-    ln -sfn "$1" "$2"
-  }
-  sudo_=""
-  if [ ! -w /opt ] && [ ! -d "$root" ]; then command -v sudo >/dev/null && sudo_="sudo" || die "cannot create $root (not root, no sudo)"; fi
-  $sudo_ mkdir -p "$root/include" "$root/lib/python$pyver"
-  if [ -n "$sudo_" ]; then
-    $sudo_ ln -sfn "$inc" "$root/include/python$pyver"; $sudo_ ln -sfn "$site" "$root/lib/python$pyver/site-packages"
-  else
-    link "$inc" "$root/include/python$pyver"; link "$site" "$root/lib/python$pyver/site-packages"
-  fi
+  # Machine-wide links: refuses (with the way out) when they belong to another environment that still exists.
+  bash "$here/scripts/opt_python_links.sh" "/opt/python/$tag" "$pyver" "$inc" "$site" || exit $?
 fi
 
 # --- 5. Build --------------------------------------------------------------------------------------
 if [ "${COSMOS_ROS_SKIP_BUILD:-0}" = 1 ]; then say "COSMOS_ROS_SKIP_BUILD=1: not building"; exit 0; fi
 # shellcheck source=scripts/env.sh
 COSMOS_ROS_VENV="$venv" COSMOS_ROS_NO_INSTALL_SPACE=1 source "$here/scripts/env.sh"
+# COSMOS_ROS_BUILD_TESTING=1: also the CMake test target, for `colcon test --packages-select cosmos_ros`.
+build_testing=OFF; [ "${COSMOS_ROS_BUILD_TESTING:-0}" = 1 ] && build_testing=ON
 say "colcon build (ament_cmake: messages generated, Python package and launch/config installed)"
 colcon --log-base log build --base-paths "$here" --build-base build --install-base install \
-  --cmake-args -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF -Wno-dev 2>&1 | tail -n 20
+  --cmake-args -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING="$build_testing" -Wno-dev 2>&1 | tail -n 20
 [ "${PIPESTATUS[0]}" = 0 ] || die "colcon build failed (full log: $here/log/latest_build)"
 test -f install/cosmos_ros/share/cosmos_ros/package.xml || die "build finished but install/cosmos_ros/share/cosmos_ros/package.xml is missing"
 say "done. Use it with: source scripts/env.sh"

@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
+from cosmos_ros.nodes.planner_node import GOAL_QOS
 from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_active, wait_until
 
 pytestmark = pytest.mark.ros
@@ -56,9 +57,9 @@ def test_planner_and_safety_in_one_process(domain_id: int, tiny_model_dir: Path)
         commands = peer.record(Float64MultiArray, f"{NS}/forward_position_controller/commands")
         joints = peer.publisher(JointState, f"{NS}/joint_states")
         images = peer.publisher(Image, f"{NS}/image_raw")
-        goal = peer.publisher(String, f"{NS}/goal")
-        assert wait_active(peer, f"{NS}/safety_node", timeout=60), node.output()[-3000:]
-        assert wait_active(peer, f"{NS}/planner_node", timeout=60), node.output()[-3000:]
+        goal = peer.publisher(String, f"{NS}/goal", GOAL_QOS)
+        assert wait_active(peer, f"{NS}/safety_node", timeout=240), node.output()[-3000:]
+        assert wait_active(peer, f"{NS}/planner_node", timeout=240), node.output()[-3000:]
         assert peer.wait_for_subscribers(clock, count=2, timeout=30), "the nodes do not listen to /clock"
         assert peer.wait_for_subscribers(images, timeout=30)
         assert peer.wait_for_subscribers(joints, timeout=30)

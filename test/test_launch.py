@@ -33,6 +33,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus  # noqa: E402
+from cosmos_ros.nodes.planner_node import GOAL_QOS  # noqa: E402
 from cosmos_ros.testing.ros_harness import TestPeer, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -121,7 +122,7 @@ def test_image_and_goal_produce_setpoints(domain_id: int) -> None:
 
         joints = peer.publisher(JointState, f"/{NS}/joint_states")
         image_pub = peer.publisher(Image, f"/{NS}/image_raw")
-        goal_pub = peer.publisher(String, f"/{NS}/goal")
+        goal_pub = peer.publisher(String, f"/{NS}/goal", GOAL_QOS)
         assert peer.wait_for_subscribers(image_pub, timeout=90)
         img = Image(height=64, width=64, encoding="rgb8", step=64 * 3)
         img.data = np.full((64, 64, 3), 128, np.uint8).tobytes()
@@ -171,4 +172,5 @@ def test_bad_model_path_fails_fast(tmp_path: Path, domain_id: int) -> None:
     out = proc.stdout + proc.stderr
     assert "/nonexistent/cosmos3" in out, out
     assert "exited with code 1" in out, out
+    assert proc.returncode == 1, f"launch exited {proc.returncode} although a node failed:\n{out}"
     assert elapsed < 60, f"launch took {elapsed:.1f}s to fail"

@@ -33,6 +33,7 @@ from std_msgs.msg import String
 from cosmos_ros.images import rgb_to_compressed
 from cosmos_ros.msg import ActionSequence
 from cosmos_ros.nodes.conversions import sec_to_time, time_to_sec
+from cosmos_ros.nodes.planner_node import GOAL_QOS
 from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -92,7 +93,7 @@ class PlannerRig:
         self.paths = peer.record(PathMsg, f"{ns}/{node_name}/ee_path")
         self.frames = peer.record(Image, f"{ns}/{node_name}/predicted_frames", qos_profile_sensor_data)
         self.diags = peer.record(DiagnosticArray, "/diagnostics")
-        self.goal_pub = peer.publisher(String, f"{ns}/goal")
+        self.goal_pub = peer.publisher(String, f"{ns}/goal", GOAL_QOS)
         self.cam_pubs = {
             t: peer.publisher(CompressedImage if c else Image, f"{ns}/{t}", qos_profile_sensor_data)
             for t, c in cameras.items()

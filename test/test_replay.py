@@ -128,7 +128,7 @@ def test_demo_bag_content(bags: dict[str, Path]) -> None:
     assert list(js.name)[7:] == ["panda_finger_joint1", "panda_finger_joint2", "gripper"]
     assert js.position[9] == pytest.approx(js.position[7] + js.position[8]) and js.position[9] > 0
     pose = next(store.deserialize_cdr(d, t) for _, topic, t, d in msgs if topic == "/ee_pose")
-    assert pose.header.frame_id == "panda_link0"
+    assert pose.header.frame_id == "base_link"  # the umi_pose_gripper limits' frame (README pose example)
 
 
 # --- schedule -----------------------------------------------------------------------------------------------

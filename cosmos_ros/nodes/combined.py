@@ -23,6 +23,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 
 from cosmos_ros.nodes.planner_node import PlannerNode
 from cosmos_ros.nodes.safety_node import SafetyNode
+from cosmos_ros.nodes.spin import spin_until_finalized
 
 
 def main(args: list[str] | None = None) -> int:
@@ -54,7 +55,8 @@ def main(args: list[str] | None = None) -> int:
             if planner.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 planner.get_logger().error("autostart: activate failed; exiting")
                 return 1
-        executor.spin()
+        # Either node finalized ends the process: one without the other is not a state to leave running.
+        spin_until_finalized(executor, [planner, safety])
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

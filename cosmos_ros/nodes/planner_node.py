@@ -58,6 +58,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherView, describe_silence
+from cosmos_ros.action_space import UnknownProfileError, load_profile
 from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, TileLayout, tile
 from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
 from cosmos_ros.inference_worker import (
@@ -81,6 +82,7 @@ from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
+from cosmos_ros.nodes.spin import spin_until_finalized
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
@@ -95,6 +97,17 @@ VIEW_POINT_PARAM = ("auto", *VIEW_POINTS)
 # Counter keys (diagnostics). Image rejections are "rejected_image_<reason>" with the reasons of
 # cosmos_ros.images.REJECT_REASONS; these are the others.
 REJECTED_GOAL_TOO_LONG = "rejected_goal_too_long"
+# The goal is state, not a stream: a goal published before the planner subscribed (a late start, a restart,
+# `ros2 topic pub --once`) must still reach it, so the subscription is transient-local with depth 1 (the last
+# goal only). DDS then delivers the publisher's last sample on matching, provided the PUBLISHER is reliable +
+# transient-local too and still alive; a volatile publisher does not match a transient-local subscription at
+# all (ROS reports an incompatible-QoS event). See README "The planner node" for the publisher's side.
+GOAL_QOS = QoSProfile(
+    depth=1,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+    history=QoSHistoryPolicy.KEEP_LAST,
+)
 REJECTED_SET_WITH_BAD_IMAGE = "rejected_set_with_bad_image"
 MODEL_ERROR = "model_error"
 PUBLISH_ERROR = "publish_error"
@@ -615,6 +628,7 @@ class PlannerNode(LifecycleNode):
         # plan_id sequence and refuses plans of the old instance (ActionSequence.planner_session_id).
         self._session_id = time.time_ns()
         self._configured = False
+        self.finalized = False  # set by on_shutdown; main() then ends the process (nodes/spin.py)
         self._active = False
         self._reset_resources()
 
@@ -679,6 +693,13 @@ class PlannerNode(LifecycleNode):
             cfg = config_from_parameters(self._get_param)
         except (ValueError, TypeError) as exc:
             log.error(f"configure failed: invalid parameters: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            # Before the model: a misspelt action space fails in milliseconds, named as what it is, not after
+            # a model load or as a missing file.
+            load_profile(cfg.action_space)
+        except (UnknownProfileError, FileNotFoundError, ValueError) as exc:
+            log.error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         try:
             t0 = time.monotonic()
@@ -824,6 +845,8 @@ class PlannerNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self.finalized = True
+        self.get_logger().info("finalized (lifecycle shutdown): exiting")
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -877,9 +900,8 @@ class PlannerNode(LifecycleNode):
             self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
     def _create_subscriptions(self, cfg: PlannerConfig) -> None:
-        goal_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self._subs.append(
-            self.create_subscription(String, cfg.goal_topic, self._on_goal_and_report, goal_qos)
+            self.create_subscription(String, cfg.goal_topic, self._on_goal_and_report, GOAL_QOS)
         )
         flags = dict(zip(cfg.camera_topics, cfg.compressed, strict=True))
         for topic in cfg.used_cameras:
@@ -1271,7 +1293,7 @@ def main(args: list[str] | None = None, node_class: type[PlannerNode] | None = N
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().error("autostart: activate failed; exiting")
                 return 1
-        executor.spin()
+        spin_until_finalized(executor, [node])
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -69,6 +69,7 @@ from cosmos_ros.msg import ActionSequence, SafetyStatus
 from cosmos_ros.nodes.conversions import msg_to_plan
 from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, OutputAdapter, make_adapters
 from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.nodes.spin import spin_until_finalized
 
 # --- QoS -------------------------------------------------------------------------------------------------
 # Plans: reliable (a plan is a unit; losing one silently would look like a stall), shallow queue (an old plan
@@ -152,6 +153,9 @@ class IntervalHistogram:
         self.sum_s = 0.0
 
 
+SHIPPED_LIMITS_DIR = Path("config/limits")  # relative to the share directory: one YAML per action space
+
+
 def resolve_limits_path(name: str, share_dir: Callable[[], str]) -> Path:
     """An absolute path as is; a relative one against the package share directory (``config/limits/...``).
 
@@ -162,11 +166,22 @@ def resolve_limits_path(name: str, share_dir: Callable[[], str]) -> Path:
 
     Raises:
         ValueError: empty name.
+        FileNotFoundError: ``config/limits/<space>.yaml`` (what the launch file derives from ``action_space``)
+            does not exist: the message says the action space is unknown and lists the ones with limits.
     """
     if not name:
         raise ValueError("limits_file must name a limits YAML file, got ''")
     p = Path(name)
-    return p if p.is_absolute() else Path(share_dir()) / p
+    if p.is_absolute():
+        return p
+    path = Path(share_dir()) / p
+    if not path.exists() and p.parent == SHIPPED_LIMITS_DIR:
+        valid = sorted(f.stem for f in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(
+            f"unknown action space {p.stem!r}; valid: {', '.join(valid) or '(none)'} "
+            f"(no limits file {path}; pass limits_file for your own)"
+        )
+    return path
 
 
 def _share_dir() -> str:
@@ -559,6 +574,7 @@ class SafetyNode(LifecycleNode):
     # --- state made in configure and freed in cleanup ------------------------------------------------
     def _reset_state(self) -> None:
         self._configured = False
+        self.finalized = False  # set by on_shutdown; main() then ends the process (nodes/spin.py)
         self._active = False
         self._supervisor: Any = None
         self._limits: Any = None
@@ -750,6 +766,8 @@ class SafetyNode(LifecycleNode):
         self._active = False
         self._destroy_entities()
         self._reset_state()
+        self.finalized = True
+        self.get_logger().info("finalized (lifecycle shutdown): exiting")
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_ticking(self) -> None:
@@ -1129,7 +1147,7 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().error("autostart failed (reason above); exiting")
             rc = 1
         else:
-            executor.spin()
+            spin_until_finalized(executor, [node])
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -10,8 +10,9 @@ model (``cosmos_ros.tools.make_tiny_model``) take the same path. Loading is offl
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,26 @@ def validate_pipeline(pipe: Any, required_width: int | None = None, where: str =
     check_action_config(dict(transformer.config), required_width, where)
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Turn off diffusers' and transformers' load progress bars for the block, restoring them afterwards.
+
+    A tqdm bar is a line of carriage returns: under ``ros2 launch`` it ends up as an empty, prefixed log
+    line; in a log file, as noise. The node logs the load time itself.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    restore = [m for m in (diffusers_logging, transformers_logging) if m.is_progress_bar_enabled()]
+    for m in restore:
+        m.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for m in restore:
+            m.enable_progress_bar()
+
+
 def load_pipeline(
     path: str | Path,
     device: Any = "cpu",
@@ -208,9 +229,10 @@ def load_pipeline(
     if enable_safety_checker is not None:
         overrides["enable_safety_checker"] = bool(enable_safety_checker)
     try:
-        pipe = DiffusionPipeline.from_pretrained(
-            str(root), local_files_only=True, dtype=torch_dtype, **overrides
-        )
+        with _no_progress_bars():
+            pipe = DiffusionPipeline.from_pretrained(
+                str(root), local_files_only=True, dtype=torch_dtype, **overrides
+            )
     except ImportError:
         raise
     except Exception as exc:  # diffusers raises many types; name the path, keep the cause

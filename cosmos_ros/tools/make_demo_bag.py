@@ -14,7 +14,10 @@ What is in it (defaults; a few seconds, about 2 MB):
   once every axis has a measured value (soft start). A Panda driver publishes the two fingers instead; the
   entry carries their sum (the opening between the fingers, m), which is what a real setup would publish
   from a small relay node (or with the limits file naming a finger joint). Velocity: the sum of theirs (0).
-* ``/ee_pose`` (``geometry_msgs/PoseStamped``, ``panda_link0``): the gripper's path above the table.
+* ``/ee_pose`` (``geometry_msgs/PoseStamped``, ``base_link``): the gripper's path above the table, in the
+  robot's base frame under the name the ``umi_pose_gripper`` profile and limits use (for the Panda that
+  frame is ``panda_link0``; a pose in any other frame than the limits' is ignored by the safety node, so
+  the README's pose example on this bag would never get a measured state).
 
 Everything derives from the arguments (no randomness, fixed start time), so two runs write identical
 messages; mcap and sqlite3 storage are both available, to test that replay reads them identically.
@@ -54,6 +57,8 @@ TOPICS = {
     "joints": "/joint_states",
     "pose": "/ee_pose",
 }
+# Frame of /ee_pose: the umi_pose_gripper profile's and limits' frame (config/limits/umi_pose_gripper.yaml).
+POSE_FRAME = "base_link"
 CAMERA_LATENCY_NS = 2_000_000  # receive time = capture stamp + 2 ms, as a real driver would show
 
 
@@ -237,7 +242,7 @@ def make_demo_bag(path: str | Path, config: DemoBagConfig | None = None) -> dict
         if cfg.pose:
             px, py, pz = ee_position(t / cfg.duration_s)
             pose = T["geometry_msgs/msg/PoseStamped"](
-                header=T["std_msgs/msg/Header"](stamp=_stamp(store, t_ns), frame_id="panda_link0"),
+                header=T["std_msgs/msg/Header"](stamp=_stamp(store, t_ns), frame_id=POSE_FRAME),
                 pose=T["geometry_msgs/msg/Pose"](
                     position=T["geometry_msgs/msg/Point"](x=px, y=py, z=pz),
                     # gripper pointing down: 180 degrees about x
