@@ -57,8 +57,8 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherView, describe_silence
 from cosmos_ros.action_space import UnknownProfileError, load_profile
+from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherView, describe_silence
 from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, TileLayout, tile
 from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
 from cosmos_ros.inference_worker import (
@@ -81,8 +81,8 @@ from cosmos_ros.latency import (
 from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
-from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
 
