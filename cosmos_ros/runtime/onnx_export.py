@@ -441,20 +441,78 @@ class _tmp_model:  # noqa: N801 - used as a context manager like a function
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+EXPORT_OPSET = 17
+ENGINE_PRECISIONS = ("bf16", "fp16", "fp8")
+# Bump when the exported graph changes for the same weights (the engine cache keys on it).
+EXPORTER_REVISION = "step-v2"
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of an ONNX file and of the external-data files it references (name, size, content)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [path] + [path.parent / name for name in external_data_files(path)]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + str(f.stat().st_size).encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Identity of a pipeline directory without reading its weights: every file's relative path, size and
+    modification time, plus the content of its JSON configuration files (a re-quantised or re-downloaded
+    checkpoint changes at least one of them)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(model_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        if f.suffix == ".json":
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def engine_cache_key(config: StepExportConfig, precision: str, source: str, opset: int) -> str:
+    """16 hex digits over what is baked into an engine besides its file name's fields: the weights' source
+    fingerprint, the domain's raw action width (traced in as a constant), the exporter (torch version and
+    this module's revision) and the opset."""
+    import hashlib
+
+    from cosmos_ros.runtime.loader import domain_raw_width
+
+    parts = [
+        config.tag(),
+        precision,
+        source,
+        f"domain_width={domain_raw_width(config.domain_name)}",
+        f"torch={torch.__version__}",
+        EXPORTER_REVISION,
+        f"opset={opset}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def engine_cache_path(
-    cache_dir: str | Path, config: StepExportConfig, precision: str, device_name: str, trt_version: str
+    cache_dir: str | Path,
+    config: StepExportConfig,
+    precision: str,
+    device_name: str,
+    trt_version: str,
+    source: str = "",
+    opset: int = EXPORT_OPSET,
 ) -> Path:
     """Where the engine of ``config`` built for ``device_name`` with TensorRT ``trt_version`` is cached.
 
-    Why all four in the name: an engine is only valid for the shapes it was built for, on the GPU model and
-    TensorRT version that built it; anything else must rebuild rather than load a mismatched file.
+    Why all of these: an engine is only valid for the shapes it was built for, on the GPU model and TensorRT
+    version that built it, and for the weights, domain width, exporter and opset baked into it
+    (``engine_cache_key``); anything else must rebuild rather than load a mismatched file.
     """
     if precision not in ENGINE_PRECISIONS:
         raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
-    name = (
-        f"cosmos3_step_{config.tag()}_{precision}_{sanitize(device_name)}_trt{sanitize(trt_version)}.engine"
-    )
+    key = engine_cache_key(config, precision, source, opset)
+    name = f"cosmos3_step_{config.tag()}_{precision}_{sanitize(device_name)}_trt{sanitize(trt_version)}_{key}.engine"
     return Path(cache_dir) / name
-
-
-ENGINE_PRECISIONS = ("bf16", "fp16", "fp8")
