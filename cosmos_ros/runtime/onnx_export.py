@@ -345,6 +345,8 @@ def quantize_onnx_fp8(
         and len(inits[n.input[1]].dims) == 2
         and int(np.prod(inits[n.input[1]].dims)) >= min_weight
     ]
+    if not targets:  # (onnxruntime would return every output for an empty request list below)
+        raise ValueError(f"{src}: no MatMul with a 2-D weight initializer of >= {min_weight} elements")
     # Calibrate: expose each product's activation input and take its amax over the calibration feeds.
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
