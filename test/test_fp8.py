@@ -10,12 +10,12 @@ import torch
 
 pytest.importorskip("diffusers", reason="diffusers is needed to build the tiny Cosmos 3 pipeline")
 
-from diffusers import DiffusionPipeline  # noqa: E402
+from diffusers import DiffusionPipeline
 
-from cosmos_ros.runtime import fp8  # noqa: E402
-from cosmos_ros.runtime.backend import PolicyRequest  # noqa: E402
-from cosmos_ros.runtime.fast import FastPolicyBackend, make_fast_backend, relative_l2  # noqa: E402
-from cosmos_ros.tools.make_tiny_model import make_tiny_pipeline  # noqa: E402
+from cosmos_ros.runtime import fp8
+from cosmos_ros.runtime.backend import PolicyRequest
+from cosmos_ros.runtime.fast import FastPolicyBackend, make_fast_backend, relative_l2
+from cosmos_ros.tools.make_tiny_model import make_tiny_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import torch
 
 pytest.importorskip("diffusers", reason="the domain tables come from diffusers' Cosmos 3 pipeline")
 
-from cosmos_ros.runtime.backend import PolicyRequest  # noqa: E402
-from cosmos_ros.runtime.onnx_export import StepExportConfig, engine_cache_key, engine_cache_path  # noqa: E402
+from cosmos_ros.runtime.backend import PolicyRequest
+from cosmos_ros.runtime.onnx_export import StepExportConfig, engine_cache_key, engine_cache_path
 
 
 def fake_trt(version: str, has_fp16_flag: bool, has_strongly_typed: bool) -> types.ModuleType:

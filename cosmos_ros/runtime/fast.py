@@ -111,7 +111,7 @@ def _gen_layer(
     )
     x = x + linear(o[0].transpose(0, 1).reshape(n, heads * head_dim), wo, bo)
     y = _rms(x, ln2, eps, nemotron)
-    if wg is None:  # relu2 MLP (Nemotron backbone)
+    if wg is None:  # noqa: SIM108 - relu2 MLP (Nemotron backbone); else SwiGLU
         h = torch.relu(linear(y, wu)).square()
     else:
         h = functional.silu(linear(y, wg)) * linear(y, wu)

@@ -33,7 +33,7 @@ from torch.nn import functional
 from cosmos_ros.runtime.fast import FastPolicyBackend, _gen_layer
 
 E4M3_MAX = 448.0
-# Indices of the large linears' weights in ``FastPolicyBackend._weights_of``'s tuple (biases stay as they are).
+# Indices of the large linears' weights in ``FastPolicyBackend._weights_of``'s tuple (biases stay as is).
 _LINEAR_SLOTS = {"q": 1, "k": 3, "v": 5, "out": 9, "gate": 12, "up": 13, "down": 14}
 PRECISIONS = ("bf16", "fp8")
 
@@ -60,7 +60,7 @@ def fp8_unsupported_reason(device: torch.device | str) -> str | None:
 
 
 def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``w [N, K]`` -> (e4m3 ``[N, K]``, fp32 per-output-channel scale ``[1, N]``) with ``w ~= w8 * scale``."""
+    """``w [N, K]`` -> (e4m3 ``[N, K]``, fp32 per-output-channel scale ``[1, N]``), ``w ~= w8 * scale``."""
     amax = w.detach().float().abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
     scale = amax / E4M3_MAX
     w8 = (w.detach().float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)

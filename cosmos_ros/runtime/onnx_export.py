@@ -516,5 +516,6 @@ def engine_cache_path(
     if precision not in ENGINE_PRECISIONS:
         raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
     key = engine_cache_key(config, precision, source, opset)
-    name = f"cosmos3_step_{config.tag()}_{precision}_{sanitize(device_name)}_trt{sanitize(trt_version)}_{key}.engine"
+    device, trt_v = sanitize(device_name), sanitize(trt_version)
+    name = f"cosmos3_step_{config.tag()}_{precision}_{device}_trt{trt_v}_{key}.engine"
     return Path(cache_dir) / name

@@ -64,7 +64,7 @@ class TensorRTStep:
         self.dtypes = {n: _TRT_TO_TORCH[self.engine.get_tensor_dtype(n)] for n in names}
         self.shapes = {n: tuple(self.engine.get_tensor_shape(n)) for n in names}
         self.out = torch.empty(self.shapes["velocity"], dtype=self.dtypes["velocity"], device=device)
-        # A stream of its own: on the legacy default stream TensorRT adds synchronisation and warns every call.
+        # A stream of its own: on the legacy default stream TensorRT adds synchronisation, warns every call.
         self.stream = torch.cuda.Stream(device=device) if device.type == "cuda" else None
         self._keep: list[torch.Tensor] = []
 

@@ -566,7 +566,6 @@ def run_row(
         f"fast {statistics.median(res['fast']):.3f}s"
         + (f", fp8 {statistics.median(res['fp8']):.3f}s" if res["fp8"] else "")
     )
-    del fast, nocache, eager, fp8
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return res
@@ -628,7 +627,8 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
         p(f"   speed-up fast bf16 vs stock (faster median): {stock_med / fast_med:8.2f}x")
         if r["fp8"]:
             p(
-                f"   speed-up fast fp8 vs stock / vs fast bf16 : {stock_med / statistics.median(r['fp8']):8.2f}x"
+                f"   speed-up fast fp8 vs stock / vs fast bf16 : "
+                f"{stock_med / statistics.median(r['fp8']):8.2f}x"
                 f" / {fast_med / statistics.median(r['fp8']):.2f}x"
             )
         st = r["stock_stages"]
@@ -659,7 +659,8 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
         )
         if r["fp8"]:
             p(
-                f"   fp8 actions vs stock bf16 {r['rel_l2_fp8']:.3e}, vs fast bf16 {r['rel_l2_fp8_vs_fast']:.3e}"
+                f"   fp8 actions vs stock bf16 {r['rel_l2_fp8']:.3e}, "
+                f"vs fast bf16 {r['rel_l2_fp8_vs_fast']:.3e}"
             )
         if "fp32_stock" in r:
             line = (
@@ -719,7 +720,8 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
     p()
     p("summary (medians; floor at the measured copy bandwidth; peak memory stock / fast bf16):")
     p(
-        "| row | stock | fast bf16 | speed-up | floor bf16 (fast/floor) | fast fp8 (speed-up) | floor fp8 | memory |"
+        "| row | stock | fast bf16 | speed-up | floor bf16 (fast/floor) | fast fp8 (speed-up) | floor fp8 "
+        "| memory |"
     )
     p("|---|---|---|---|---|---|---|---|")
     for row in summary:
@@ -728,7 +730,7 @@ def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, h
 
 
 def understanding_modules(tr: Any) -> list[Any]:
-    """Modules only the text (understanding) pathway reads: needed once per goal, never by a denoising step."""
+    """Modules only the text (understanding) pathway reads: needed once per goal, never by a step."""
     mods: list[Any] = [tr.embed_tokens, tr.lm_head, tr.norm]
     for layer in tr.layers:
         a = layer.self_attn
@@ -776,10 +778,10 @@ def memory_phase(pipe: Any, args: argparse.Namespace, log: Any) -> str:
         for cfg, tier in rows:
             req = _request(cfg, tier, TIERS[tier], args.prompt)
             be.run(req)
-            peak = _peak(lambda req=req: be.run(req))
+            peak = _peak(lambda req=req, be=be: be.run(req))
             t_off = _move(und, "cpu")
             torch.cuda.empty_cache()
-            peak_off = _peak(lambda req=req: be.run(req))  # same goal: the text K/V cache serves it
+            peak_off = _peak(lambda req=req, be=be: be.run(req))  # same goal: the text K/V cache serves it
             t_on = _move(und, "cuda")
             out.append(
                 f"   {prec} {cfg.name} tier {tier}: peak {peak:.2f} GiB; understanding expert offloaded "
@@ -787,7 +789,7 @@ def memory_phase(pipe: Any, args: argparse.Namespace, log: Any) -> str:
                 f"for a new goal {t_on * 1e3:.0f} ms, pageable host memory)"
             )
             log(out[-1])
-        del be
+        be = None
         torch.cuda.empty_cache()
     return "\n".join(out)
 

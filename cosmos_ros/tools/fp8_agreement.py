@@ -94,7 +94,8 @@ def run(pipe: Any, tier: int, hw: tuple[int, int], prompt: str, keep_sets: list[
     lines: list[str] = []
     p = lines.append
     p(
-        f"== tier {tier} ({hw[0]}x{hw[1]}), deployment configuration, {layout.num_vision_tokens + layout.action_len}"
+        f"== tier {tier} ({hw[0]}x{hw[1]}), deployment configuration, "
+        f"{layout.num_vision_tokens + layout.action_len}"
         f" generation tokens, {layout.und_len} text tokens, {n_layers} layers"
     )
     for label, step in (("first step", 0), ("last step", plan.tembs.shape[0] - 1)):
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.datetime.now(datetime.timezone.utc)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     text = [
-        f"cosmos_ros FP8 per-layer agreement, {now:%Y-%m-%d %H:%M UTC}; device {name}; torch {torch.__version__}; "
+        f"cosmos_ros FP8 per-layer agreement, {now:%Y-%m-%d %H:%M UTC}; device {name}; "
+        f"torch {torch.__version__}; "
         f"model {size.name} ({dtype}); FP8 = e4m3 weights (per-channel scales) x e4m3 activations "
         "(per-token dynamic scales), torch._scaled_mm, bf16 out"
     ]

@@ -2,9 +2,10 @@
 
 Why: the export is proven on the tiny model only; at Nano's widths (hidden 4096, 32/8 heads, FFN 12288,
 action_dim 64) the weights exceed protobuf's 2 GB, so they must go to external data, and that is where ONNX
-exports usually break. This tool builds a random-weight model of Nano's widths with ``--layers`` decoder layers
-(4 give ~3 GB of fp32 step weights), exports the step in fp32 for the deployment configuration (chunk 32,
-tier 256), runs it with onnxruntime on CPU and compares with the torch step on the same inputs (relative L2).
+exports usually break. This tool builds a random-weight model of Nano's widths with ``--layers`` decoder
+layers (4 give ~3 GB of fp32 step weights), exports the step in fp32 for the deployment configuration
+(chunk 32, tier 256), runs it with onnxruntime on CPU and compares with the torch step on the same inputs
+(relative L2).
 With ``--fp8`` it also exports at opset 19, inserts FP8 Q/DQ (``onnx_export.quantize_onnx_fp8``, static
 activation scales calibrated on another step's inputs) and compares that with torch fp32 and with the torch
 FP8 path (``runtime.fp8``, dynamic per-token scales; ``_scaled_mm`` runs emulated on CPU).
@@ -42,7 +43,7 @@ def _feeds(backend: Any, plan: Any, step: int, bucket: int) -> dict[str, torch.T
 
 
 def _torch_step(backend: Any, plan: Any, feeds: dict[str, torch.Tensor]) -> np.ndarray:
-    from cosmos_ros.runtime.onnx_export import DenoiserStep, INPUT_NAMES
+    from cosmos_ros.runtime.onnx_export import INPUT_NAMES, DenoiserStep
 
     module = DenoiserStep(backend, plan.layouts[0]).eval()
     with torch.no_grad():
