@@ -255,7 +255,7 @@ def external_data_files(onnx_path: str | Path) -> list[str]:
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    names = set()
+    names: set[str] = set()
     for t in _get_all_tensors(model):
         if uses_external_data(t):
             names.update(e.value for e in t.external_data if e.key == "location")

@@ -789,7 +789,7 @@ def memory_phase(pipe: Any, args: argparse.Namespace, log: Any) -> str:
                 f"for a new goal {t_on * 1e3:.0f} ms, pageable host memory)"
             )
             log(out[-1])
-        be = None
+        del be
         torch.cuda.empty_cache()
     return "\n".join(out)
 
