@@ -34,12 +34,12 @@ def test_engine_cache_path_names_configuration_precision_device_and_version(tmp_
     cfg = StepExportConfig(
         resolution_tier=480, image_height=480, image_width=640, chunk_size=16, text_bucket=192
     )
-    p = engine_cache_path(tmp_path, cfg, "bf16", "NVIDIA Jetson AGX Thor", "10.13.0.35")
+    p = engine_cache_path(tmp_path, cfg, "bf16", "NVIDIA Jetson AGX Thor", "10.13.0.35", source="abc")
     assert p.parent == tmp_path
-    assert (
-        p.name
-        == "cosmos3_step_tier480_480x640_chunk16_text192_bf16_NVIDIA_Jetson_AGX_Thor_trt10.13.0.35.engine"
+    assert p.name.startswith(
+        "cosmos3_step_tier480_480x640_chunk16_text192_bf16_NVIDIA_Jetson_AGX_Thor_trt10.13.0.35_"
     )
+    assert p.suffix == ".engine" and len(p.stem.rsplit("_", 1)[1]) == 16
     other = engine_cache_path(tmp_path, cfg, "bf16", "NVIDIA H100 80GB HBM3", "10.13.0.35")
     assert other != p
     with pytest.raises(ValueError, match="precision"):
@@ -83,13 +83,15 @@ def test_engine_step_matches_torch(tmp_path):
     from cosmos_ros.tools.make_tiny_model import make_tiny_pipeline
 
     trt = _import_tensorrt()
-    pipe = DiffusionPipeline.from_pretrained(str(make_tiny_pipeline(tmp_path / "tiny"))).to("cuda")
+    pipe = DiffusionPipeline.from_pretrained(str(make_tiny_pipeline(tmp_path / "tiny"))).to(
+        "cuda", torch.float16
+    )
     backend = FastPolicyBackend(pipe, use_cuda_graph=False, use_compile=False, cache_text=False)
     und = example_plan(backend, StepExportConfig(chunk_size=8)).layouts[0].und_len
     cfg = StepExportConfig(chunk_size=8, text_bucket=und + 8)
     onnx_path = export_step_onnx(pipe, cfg, tmp_path / "step.onnx")
     engine = tmp_path / "step.engine"
-    build_engine(trt, onnx_path, engine, "fp16", 1.0, strongly_typed=False)
+    build_engine(trt, onnx_path, engine, "fp16", 1.0)  # strongly typed from the fp16 ONNX
     step = TensorRTStep(engine, torch.device("cuda"))
     plan = example_plan(backend, cfg)
     layout = plan.layouts[0]

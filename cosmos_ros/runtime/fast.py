@@ -82,12 +82,14 @@ def _gen_layer(
     eps: float,
     nemotron: bool,
     mask: torch.Tensor | None = None,
+    linear: Any = functional.linear,
 ) -> torch.Tensor:
     """One decoder layer for the generation tokens only, reading the text keys/values cached for this plan.
 
     Same arithmetic as ``Cosmos3VLTextMoTDecoderLayer`` on its generation pathway, written over the layer's
     own weight tensors so that ``torch.compile`` can fuse its elementwise work (one compiled function serves
-    all layers: the weights are arguments, not attributes).
+    all layers: the weights are arguments, not attributes). ``linear`` computes every weight product; the
+    FP8 path (``cosmos_ros.runtime.fp8``) passes one that takes quantised weights.
     """
     ln1, wq, bq, wk, bk, wv, bv, nq, nk, wo, bo, ln2, wg, wu, wd = weights
     assert ln1 is not None and wq is not None and wk is not None and wv is not None and wo is not None
@@ -95,9 +97,9 @@ def _gen_layer(
     n = x.shape[0]
     groups = heads // kv_heads
     y = _rms(x, ln1, eps, nemotron)
-    q = _rms(functional.linear(y, wq, bq).view(n, heads, head_dim), nq, eps, nemotron)
-    k = _rms(functional.linear(y, wk, bk).view(n, kv_heads, head_dim), nk, eps, nemotron)
-    v = functional.linear(y, wv, bv).view(n, kv_heads, head_dim)
+    q = _rms(linear(y, wq, bq).view(n, heads, head_dim), nq, eps, nemotron)
+    k = _rms(linear(y, wk, bk).view(n, kv_heads, head_dim), nk, eps, nemotron)
+    v = linear(y, wv, bv).view(n, kv_heads, head_dim)
     q = _apply_rope(q, cos, sin).transpose(0, 1)
     k = _apply_rope(k, cos, sin).transpose(0, 1)[:, None].expand(kv_heads, groups, n, head_dim)
     v = v.transpose(0, 1)[:, None].expand(kv_heads, groups, n, head_dim)
@@ -107,13 +109,13 @@ def _gen_layer(
     o = functional.scaled_dot_product_attention(
         q.unsqueeze(0), k_all.unsqueeze(0), v_all.unsqueeze(0), attn_mask=mask
     )
-    x = x + functional.linear(o[0].transpose(0, 1).reshape(n, heads * head_dim), wo, bo)
+    x = x + linear(o[0].transpose(0, 1).reshape(n, heads * head_dim), wo, bo)
     y = _rms(x, ln2, eps, nemotron)
-    if wg is None:  # relu2 MLP (Nemotron backbone)
-        h = torch.relu(functional.linear(y, wu)).square()
+    if wg is None:  # noqa: SIM108 - relu2 MLP (Nemotron backbone); else SwiGLU
+        h = torch.relu(linear(y, wu)).square()
     else:
-        h = functional.silu(functional.linear(y, wg)) * functional.linear(y, wu)
-    return x + functional.linear(h, wd)
+        h = functional.silu(linear(y, wg)) * linear(y, wu)
+    return x + linear(h, wd)
 
 
 def linear_sampler_coefficients(
@@ -787,9 +789,15 @@ def relative_l2(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> f
     return float(np.linalg.norm(x - y)) / (denom if denom > 0 else 1.0)
 
 
-def make_fast_backend(pipe: Any, **kwargs: Any) -> FastPolicyBackend:
-    """Factory for a backend registry: ``make_fast_backend(loaded_pipe)``."""
-    return FastPolicyBackend(pipe, **kwargs)
+def make_fast_backend(pipe: Any, precision: str = "bf16", **kwargs: Any) -> FastPolicyBackend:
+    """Factory for a backend registry: ``make_fast_backend(loaded_pipe, precision="bf16" | "fp8")``.
+
+    ``fp8`` (opt-in) runs the generation expert's linears in FP8 (``cosmos_ros.runtime.fp8``) and refuses
+    devices without FP8 tensor cores.
+    """
+    from cosmos_ros.runtime.fp8 import make_precision_backend  # fp8 imports this module
+
+    return make_precision_backend(pipe, precision, **kwargs)
 
 
 __all__ = ["MAX_CACHED_GRAPHS", "FastPolicyBackend", "make_fast_backend", "pipe_domain_id", "relative_l2"]

@@ -64,22 +64,66 @@ class TensorRTStep:
         self.dtypes = {n: _TRT_TO_TORCH[self.engine.get_tensor_dtype(n)] for n in names}
         self.shapes = {n: tuple(self.engine.get_tensor_shape(n)) for n in names}
         self.out = torch.empty(self.shapes["velocity"], dtype=self.dtypes["velocity"], device=device)
+        # A stream of its own: on the legacy default stream TensorRT adds synchronisation, warns every call.
+        self.stream = torch.cuda.Stream(device=device) if device.type == "cuda" else None
         self._keep: list[torch.Tensor] = []
 
+    def cast_static(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Inputs cast to the engine's types once (per plan), so steps do not re-cast the k/v tensors."""
+        return {n: t.to(self.dtypes[n]).contiguous() for n, t in feeds.items()}
+
+    def _bind(self, name: str, t: torch.Tensor) -> None:
+        if not self.context.set_tensor_address(name, t.data_ptr()):
+            raise RuntimeError(f"TensorRT refused the address of {name!r}")
+
     def __call__(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Run one step; returns a new float32 tensor (never the engine's output buffer itself)."""
         self._keep = []
         for name in INPUT_NAMES:
-            t = feeds[name].to(self.dtypes[name]).contiguous()
+            t = feeds[name]
+            if t.dtype != self.dtypes[name] or not t.is_contiguous():
+                t = t.to(self.dtypes[name]).contiguous()
             if tuple(t.shape) != self.shapes[name]:
                 raise ValueError(
                     f"{name}: shape {tuple(t.shape)} does not match the engine's {self.shapes[name]}"
                 )
             self._keep.append(t)  # alive until the engine has read it
-            self.context.set_tensor_address(name, t.data_ptr())
-        self.context.set_tensor_address("velocity", self.out.data_ptr())
-        if not self.context.execute_async_v3(torch.cuda.current_stream(self.out.device).cuda_stream):
+            self._bind(name, t)
+        self._bind("velocity", self.out)
+        if self.stream is None:
+            handle = 0
+        else:
+            self.stream.wait_stream(torch.cuda.current_stream(self.out.device))
+            handle = self.stream.cuda_stream
+        if not self.context.execute_async_v3(handle):
             raise RuntimeError("TensorRT execute_async_v3 failed")
-        return self.out.float()
+        if self.stream is not None:
+            torch.cuda.current_stream(self.out.device).wait_stream(self.stream)
+        # A copy: the next step overwrites self.out while the caller may still hold this velocity.
+        return self.out.to(torch.float32, copy=True)
+
+
+def check_request_matches_engine(request: PolicyRequest, config: StepExportConfig) -> None:
+    """Refuse requests the engine was not built for: other shapes, or a domain of another raw action width
+    (the width is traced into the engine: it zeroes velocities beyond it, so another width would silently
+    zero the wrong action columns).
+
+    Raises:
+        ValueError: Naming the mismatching fields.
+    """
+    from cosmos_ros.runtime.loader import domain_raw_width
+
+    got = (request.resolution_tier, *request.image.shape[:2], request.chunk_size)
+    want = (config.resolution_tier, config.image_height, config.image_width, config.chunk_size)
+    if got != want:
+        raise ValueError(f"request (tier, height, width, chunk) = {got} does not match the engine's {want}")
+    if request.domain_name != config.domain_name:
+        w_req, w_eng = domain_raw_width(request.domain_name), domain_raw_width(config.domain_name)
+        if w_req != w_eng:
+            raise ValueError(
+                f"domain_name {request.domain_name!r} has raw action width {w_req}; the engine was built for "
+                f"{config.domain_name!r} (width {w_eng}): build an engine for this domain"
+            )
 
 
 class TensorRTPolicyBackend(FastPolicyBackend):
@@ -108,18 +152,13 @@ class TensorRTPolicyBackend(FastPolicyBackend):
     def prepare(
         self, request: PolicyRequest, generator: torch.Generator, timings: dict[str, float] | None = None
     ) -> PreparedPlan:
-        c = self.config
-        got = (request.resolution_tier, *request.image.shape[:2], request.chunk_size)
-        want = (c.resolution_tier, c.image_height, c.image_width, c.chunk_size)
-        if got != want:
-            raise ValueError(
-                f"request (tier, height, width, chunk) = {got} does not match the engine's {want}"
-            )
+        check_request_matches_engine(request, self.config)
         return super().prepare(request, generator, timings)
 
     def _stepper(self, layout: _PlanLayout) -> Any:
         placeholder = torch.empty(0, device=self.device)
         static = step_inputs(self, layout, placeholder, placeholder, self.config.text_bucket)
+        static = self.step.cast_static({k: v for k, v in static.items() if k not in ("state", "temb")})
 
         def run(state: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
             return self.step({**static, "state": state, "temb": temb})

@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
-# Published figures used for the floor (dense bf16 tensor-core peak, HBM bandwidth), by device-name fragment.
+# Published figures used for the floor (dense bf16 and FP8 tensor-core peaks, HBM bandwidth), by device-name
+# fragment.
 # Sources: NVIDIA H100 / H200 datasheets (SXM parts).
 _DEVICE_PEAKS = {
-    "H200": (989e12, 4.8e12),
-    "H100": (989e12, 3.35e12),
+    "H200": (989e12, 1979e12, 4.8e12),
+    "H100": (989e12, 1979e12, 3.35e12),
 }
 
 
@@ -254,14 +255,21 @@ def gen_pathway_params(tr: Any) -> tuple[int, int]:
 
 def floor_seconds(
     tr: Any,
-    n_gen: int,
-    n_und: int,
+    evals: list[tuple[int, int]],
     steps: int,
     peak_flops: float,
     bandwidth: float,
-    bytes_per_param: float = 2.0,
+    linear_bytes: float = 2.0,
+    linear_peak: float | None = None,
 ) -> dict[str, float]:
-    """Hardware floor of one plan: weights read once per step at ``bandwidth``, FLOPs at ``peak_flops``."""
+    """Hardware floor of one plan: weights read once per evaluation at ``bandwidth``, FLOPs at the peak rates.
+
+    Args:
+        evals: ``(generation tokens, text tokens)`` of each transformer evaluation per step (one without
+            guidance, two with: the unconditional pass has its own, shorter, text).
+        linear_bytes: Bytes per weight of the generation layers' large linears (2 bf16, 1 FP8).
+        linear_peak: Dense rate of those linears' products (default ``peak_flops``; the FP8 rate for FP8).
+    """
     cfg = tr.config
     gen_p, und_p = gen_pathway_params(tr)
     layer_linear = 0
@@ -269,19 +277,28 @@ def floor_seconds(
     for m in (a.add_q_proj, a.add_k_proj, a.add_v_proj, a.to_add_out):
         layer_linear += m.weight.numel()
     layer_linear += sum(p.numel() for p in tr.layers[0].mlp_moe_gen.parameters())
-    attn_flops = 4 * n_gen * (n_gen + n_und) * cfg.num_attention_heads * cfg.head_dim  # QK^T and PV
-    flops_step = cfg.num_hidden_layers * (2 * n_gen * layer_linear + attn_flops)
-    kv_bytes = cfg.num_hidden_layers * 2 * (n_und + n_gen) * cfg.num_attention_heads * cfg.head_dim * 2
-    bytes_step = gen_p * bytes_per_param + kv_bytes
-    step = bytes_step / bandwidth + flops_step / peak_flops
-    prefill = und_p * bytes_per_param / bandwidth
+    n_layers = cfg.num_hidden_layers
+    lin_params = n_layers * layer_linear
+    lin_peak = peak_flops if linear_peak is None else linear_peak
+    bytes_step = 0.0
+    time_step = 0.0
+    flops_step = 0.0
+    for n_gen, n_und in evals:
+        attn_flops = n_layers * 4 * n_gen * (n_gen + n_und) * cfg.num_attention_heads * cfg.head_dim
+        lin_flops = n_layers * 2 * n_gen * layer_linear
+        kv_bytes = n_layers * 2 * (n_und + n_gen) * cfg.num_attention_heads * cfg.head_dim * 2
+        b = lin_params * linear_bytes + (gen_p - lin_params) * 2 + kv_bytes
+        bytes_step += b
+        flops_step += attn_flops + lin_flops
+        time_step += b / bandwidth + lin_flops / lin_peak + attn_flops / peak_flops
+    prefill = und_p * 2 / bandwidth
     return {
         "gen_params": gen_p,
         "und_params": und_p,
         "bytes_step": bytes_step,
         "flops_step": flops_step,
-        "step_s": step,
-        "plan_s": steps * step + prefill,
+        "step_s": time_step,
+        "plan_s": steps * time_step + prefill,
     }
 
 
@@ -385,30 +402,75 @@ def _peak(fn: Any) -> float:
     return torch.cuda.max_memory_allocated() / 2**30
 
 
-def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace, log: Any) -> dict[str, Any]:
-    import torch
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmarked sampling configuration (crossed with every resolution tier)."""
 
+    name: str
+    chunk: int
+    steps: int
+    guidance: float
+    fps: float
+
+    def __post_init__(self) -> None:
+        if self.chunk <= 0 or self.chunk % 4 or self.steps < 1 or self.guidance < 1.0 or self.fps <= 0:
+            raise ValueError(f"bad benchmark configuration {self}")
+
+    def describe(self) -> str:
+        return f"chunk {self.chunk}, {self.steps} steps, guidance {self.guidance:g}, fps {self.fps:g}"
+
+
+# ``default``: the package's defaults. ``deploy``: what NVIDIA's Cosmos 3 action-policy server runs
+# (cosmos-framework: chunk 32 at 15 fps, 4 steps, guidance 3), i.e. what a robot runs.
+CONFIGS = {
+    "default": BenchConfig("default", chunk=16, steps=30, guidance=1.0, fps=15.0),
+    "deploy": BenchConfig("deploy", chunk=32, steps=4, guidance=3.0, fps=15.0),
+}
+TIERS = {256: (256, 256), 480: (480, 640)}
+
+
+def _request(cfg: BenchConfig, tier: int, hw: tuple[int, int], prompt: str) -> Any:
     from cosmos_ros.runtime.backend import PolicyRequest
-    from cosmos_ros.runtime.fast import FastPolicyBackend, relative_l2
 
     img = np.random.default_rng(0).integers(0, 256, (hw[0], hw[1], 3), dtype=np.uint8)
-    req = PolicyRequest(
+    return PolicyRequest(
         image=img,
-        prompt=args.prompt,
+        prompt=prompt,
         domain_name="bridge_orig_lerobot",
-        chunk_size=args.chunk,
+        chunk_size=cfg.chunk,
         resolution_tier=tier,
-        num_inference_steps=args.steps,
-        guidance_scale=1.0,
+        num_inference_steps=cfg.steps,
+        guidance_scale=cfg.guidance,
+        fps=cfg.fps,
         seed=0,
     )
+
+
+def run_row(
+    pipe: Any, cfg: BenchConfig, tier: int, args: argparse.Namespace, log: Any, video: bool
+) -> dict[str, Any]:
+    """Stock and every fast variant on one (configuration, tier): same weights, inputs and seed."""
+    import torch
+
+    from cosmos_ros.runtime.fast import FastPolicyBackend, relative_l2
+    from cosmos_ros.runtime.fp8 import apply_fp8, fp8_unsupported_reason
+
+    hw = TIERS[tier]
+    req = _request(cfg, tier, hw, args.prompt)
+    reps = args.repeats
     fast = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=True)
     nocache = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=False)
     eager = FastPolicyBackend(pipe, use_cuda_graph=False, use_compile=False, cache_text=False)
-    res: dict[str, Any] = {"tier": tier, "hw": hw}
+    fp8 = None
+    fp8_reason = fp8_unsupported_reason(next(pipe.transformer.parameters()).device) if args.fp8 else "off"
+    if fp8_reason is None:
+        fp8 = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=True)
+        apply_fp8(fp8)
+    res: dict[str, Any] = {"tier": tier, "hw": hw, "cfg": cfg, "fp8_reason": fp8_reason}
 
-    # Stock: warm-up and one instrumented call for stages.
-    stock_call(pipe, req)
+    # Stock: warm-up and one instrumented call for stages (--smoke: the instrumented call is the only one).
+    if not args.smoke:
+        stock_call(pipe, req)
     with _StageHooks(pipe) as hooks:
         _sync()
         t = time.perf_counter()
@@ -418,7 +480,10 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
     res["stock_stages"] = hooks.times
     stock_actions = stock_out.action[0].float().numpy()
 
-    res["stock_pre"] = _timed(lambda: stock_call(pipe, req), args.repeats)
+    if args.smoke:
+        res["stock_pre"] = [res["stock_instrumented_s"]]
+    else:
+        res["stock_pre"] = _timed(lambda: stock_call(pipe, req), reps)
 
     # Fast: the first plan compiles the layer function and captures the CUDA graph; report it apart.
     _sync()
@@ -426,38 +491,64 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
     first = fast.run(req)
     _sync()
     res["fast_first_s"] = time.perf_counter() - t
+    if fp8 is not None:
+        t = time.perf_counter()
+        fp8.run(req)
+        _sync()
+        res["fp8_first_s"] = time.perf_counter() - t
 
     # Timed plans, stock and fast interleaved so that drift of the machine (clocks, neighbours on the host's
     # CPUs) weighs on both alike.
     runs: list[Any] = []
-    res["stock"], res["fast"] = [], []
-    for _ in range(args.repeats):
-        res["stock"] += _timed(lambda: stock_call(pipe, req), 1)
+    runs8: list[Any] = []
+    res["stock"], res["fast"], res["fp8"] = [], [], []
+    for _ in range(reps):
+        if not args.smoke:
+            res["stock"] += _timed(lambda: stock_call(pipe, req), 1)
         res["fast"] += _timed(lambda: runs.append(fast.run(req)), 1)
-    res["stock_peak_gib"] = _peak(lambda: stock_call(pipe, req))
+        if fp8 is not None:
+            res["fp8"] += _timed(lambda: runs8.append(fp8.run(req)), 1)
+    res["stock"] = res["stock"] or list(res["stock_pre"])
+    res["stock_peak_gib"] = _peak(lambda: stock_call(pipe, req)) if not args.smoke else float("nan")
     res["fast_stages"] = {k: statistics.median(r.timings[k] for r in runs) for k in runs[0].timings}
     res["fast_peak_gib"] = _peak(lambda: fast.run(req))
     res["graph_errors"] = list(fast.graph_errors)
-    nocache.run(req)
-    res["nocache"] = _timed(lambda: nocache.run(req), max(3, args.repeats // 2))
+    if fp8 is not None:
+        res["fp8_stages"] = {k: statistics.median(r.timings[k] for r in runs8) for k in runs8[0].timings}
+        res["fp8_peak_gib"] = _peak(lambda: fp8.run(req))
+        res["graph_errors"] += list(fp8.graph_errors)
+        res["rel_l2_fp8"] = relative_l2(runs8[-1].actions, stock_actions)
+        res["rel_l2_fp8_vs_fast"] = relative_l2(runs8[-1].actions, runs[-1].actions)
+    if not args.smoke:
+        nocache.run(req)
+    res["nocache"] = _timed(lambda: nocache.run(req), 1 if args.smoke else max(3, reps // 2))
     res["graph_errors"] += list(nocache.graph_errors)
-    eager.run(req)
-    res["eager"] = _timed(lambda: eager.run(req), max(2, args.repeats // 2))
+    if not args.smoke:
+        eager.run(req)
+    res["eager"] = _timed(lambda: eager.run(req), 1 if args.smoke else max(2, reps // 3))
     res["rel_l2_actions"] = relative_l2(runs[-1].actions, stock_actions)
     res["rel_l2_actions_first_vs_last"] = relative_l2(first.actions, runs[-1].actions)
     res["rel_l2_eager"] = relative_l2(eager.run(req).actions, stock_actions)
     res["action_norm"] = float(np.linalg.norm(stock_actions))
+    # Seed spread: how far two seeds land apart (the scale on which any of the agreements above are small).
+    other = PolicyRequestLike(req, seed=1)
+    res["rel_l2_seed"] = relative_l2(fast.run(other).actions, runs[-1].actions)
     if args.fp32_reference:
         # The same (bf16-valued) weights computed in fp32: what "within bf16 tolerance" is measured against.
-        if args.fp32_pipe is None:  # built on first use, after the first tier's memory peaks were read
+        if args.fp32_pipe is None:  # built on first use, after the first row's memory peaks were read
             args.fp32_pipe = fp32_pipeline(pipe)
         ref = stock_call(args.fp32_pipe, req).action[0].float().numpy()
+        fast32 = FastPolicyBackend(args.fp32_pipe, use_cuda_graph=True, use_compile=False, cache_text=False)
         res["fp32_stock"] = relative_l2(stock_actions, ref)
         res["fp32_fast"] = relative_l2(runs[-1].actions, ref)
+        res["fp32_fast32"] = relative_l2(fast32.run(req).actions, ref)
+        if fp8 is not None:
+            res["fp32_fp8"] = relative_l2(runs8[-1].actions, ref)
+        del fast32
 
     # Video agreement (first decoded frame), once per tier: stock decodes, fast decodes on request.
-    if args.video:
-        vreq = PolicyRequest(**{**req.__dict__, "decode_video": True})
+    if video:
+        vreq = PolicyRequestLike(req, decode_video=True)
         sv = stock_call(pipe, req, output_type="np")
         stock_u8 = np.clip(np.round(np.asarray(sv.video) * 255.0), 0, 255).astype(np.uint8)
         fv = fast.run(vreq)
@@ -466,15 +557,25 @@ def run_tier(pipe: Any, tier: int, hw: tuple[int, int], args: argparse.Namespace
         res["rel_l2_video"] = relative_l2(fv.video.astype(np.float64), stock_u8.astype(np.float64))
         res["fast_decode_s"] = fv.timings.get("decode_video", float("nan"))
 
-    n_und, n_gen = fast.last_sequence_lengths
-    res["n_und"], res["n_gen"] = n_und, n_gen
+    fast.prepare(req, torch.Generator("cpu").manual_seed(0))  # sets last_sequence_lengths of the cond pass
+    plan = fast.prepare(req, torch.Generator("cpu").manual_seed(0))
+    res["evals"] = [(lay.num_vision_tokens + lay.action_len, lay.und_len) for lay in plan.layouts]
+    res["n_und"], res["n_gen"] = res["evals"][0][1], res["evals"][0][0]
     log(
-        f"  tier {tier} done: stock median {statistics.median(res['stock']):.3f}s, "
+        f"  {cfg.name} tier {tier} done: stock median {statistics.median(res['stock']):.3f}s, "
         f"fast {statistics.median(res['fast']):.3f}s"
+        + (f", fp8 {statistics.median(res['fp8']):.3f}s" if res["fp8"] else "")
     )
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return res
+
+
+def PolicyRequestLike(req: Any, **changes: Any) -> Any:  # noqa: N802 - reads like the constructor it wraps
+    """A copy of ``req`` with ``changes`` applied."""
+    from cosmos_ros.runtime.backend import PolicyRequest
+
+    return PolicyRequest(**{**req.__dict__, **changes})
 
 
 def _fmt_stats(xs: list[float]) -> str:
@@ -482,81 +583,215 @@ def _fmt_stats(xs: list[float]) -> str:
     return f"{med:8.1f} ms (min {min(xs) * 1e3:.1f}, max {max(xs) * 1e3:.1f}, n={len(xs)})"
 
 
-def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, header: str) -> str:
+def _peaks() -> tuple[float, float, float]:
+    """(dense bf16 FLOP/s, dense FP8 FLOP/s, HBM bytes/s) of this GPU from ``_DEVICE_PEAKS``, or NaNs."""
     import torch
 
-    buf = io.StringIO()
-    p = lambda s="": print(s, file=buf)  # noqa: E731
-    p(header)
-    peak_flops, bw_spec = (float("nan"), float("nan"))
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     for k, v in _DEVICE_PEAKS.items():
         if k in name:
-            peak_flops, bw_spec = v
+            return v
+    nan = float("nan")
+    return nan, nan, nan
+
+
+def report(results: list[dict[str, Any]], pipe: Any, args: argparse.Namespace, header: str) -> str:
+    buf = io.StringIO()
+    p = lambda s="": print(s, file=buf)  # noqa: E731
+    p(header)
+    peak_flops, peak_fp8, bw_spec = _peaks()
     bw_meas = args.measured_bw
+    summary: list[str] = []
     for r in results:
-        tier, hw = r["tier"], r["hw"]
+        tier, hw, cfg = r["tier"], r["hw"], r["cfg"]
         # The stock call is host-bound (Python per step), so it drifts with the host CPU; take the faster of
         # its two medians (before the fast path first ran, and interleaved with it) for the speed-up.
         stock_med = min(statistics.median(r["stock"]), statistics.median(r["stock_pre"]))
         fast_med = statistics.median(r["fast"])
         p()
-        p(
-            f"== tier {tier}: {hw[0]}x{hw[1]} input, chunk {args.chunk}, {args.steps} steps, guidance 1.0, "
-            "actions only"
-        )
-        p(f"   sequence: {r['n_und']} text tokens, {r['n_gen']} generation tokens (vision + action)")
+        p(f"== {cfg.name}: tier {tier}: {hw[0]}x{hw[1]} input, {cfg.describe()}, actions only")
+        ev = ", ".join(f"{g} generation + {u} text tokens" for g, u in r["evals"])
+        p(f"   evaluations per step: {ev}")
         p(f"   stock diffusers, before fast ever ran: {_fmt_stats(r['stock_pre'])}")
         p(f"   stock diffusers, interleaved w/ fast : {_fmt_stats(r['stock'])}")
-        p(f"   fast (CUDA graph)                     : {_fmt_stats(r['fast'])}")
+        p(f"   fast bf16 (CUDA graph)                : {_fmt_stats(r['fast'])}")
+        if r["fp8"]:
+            p(f"   fast fp8 (CUDA graph)                 : {_fmt_stats(r['fp8'])}")
+        else:
+            p(f"   fast fp8: not run ({r['fp8_reason']})")
         if r["graph_errors"]:
-            p(f"   (CUDA graph capture FAILED, fast ran eagerly: {r['graph_errors'][0]})")
+            p(f"   (CUDA graph capture FAILED, a path ran eagerly: {r['graph_errors'][0]})")
         p(f"   fast, first plan (compile + capture)  : {r['fast_first_s'] * 1e3:8.1f} ms")
         p(f"   fast, new goal every plan (no K/V hit): {_fmt_stats(r['nocache'])}")
         p(f"   fast eager (no graph, no compile)     : {_fmt_stats(r['eager'])}")
-        p(f"   speed-up fast vs stock (faster median): {stock_med / fast_med:8.2f}x")
-        p(f"   speed-up eager vs stock (median)      : {stock_med / statistics.median(r['eager']):8.2f}x")
+        p(f"   speed-up fast bf16 vs stock (faster median): {stock_med / fast_med:8.2f}x")
+        if r["fp8"]:
+            p(
+                f"   speed-up fast fp8 vs stock / vs fast bf16 : "
+                f"{stock_med / statistics.median(r['fp8']):8.2f}x"
+                f" / {fast_med / statistics.median(r['fp8']):.2f}x"
+            )
         st = r["stock_stages"]
         tr_t = st["transformer"]
         p(
             f"   stock stages (1 instrumented call, {r['stock_instrumented_s'] * 1e3:.0f} ms): transformer "
-            f"{statistics.median(tr_t) * 1e3:.1f} ms/step x {len(tr_t)} = {sum(tr_t) * 1e3:.0f} ms; "
+            f"{statistics.median(tr_t) * 1e3:.1f} ms/evaluation x {len(tr_t)} = {sum(tr_t) * 1e3:.0f} ms; "
             f"VAE encode {sum(st['vae_encode']) * 1e3:.1f} ms; rest "
             f"{(r['stock_instrumented_s'] - sum(tr_t) - sum(st['vae_encode'])) * 1e3:.0f} ms"
         )
         fs = r["fast_stages"]
-        p("   fast stages (median): " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in fs.items()))
-        p(f"   fast denoise per step                 : {fs['denoise'] / args.steps * 1e3:8.2f} ms")
-        p(
-            f"   peak GPU memory: stock {r['stock_peak_gib']:.2f} GiB, fast {r['fast_peak_gib']:.2f} GiB "
-            "(weights included)"
+        p("   fast bf16 stages (median): " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in fs.items()))
+        p(f"   fast bf16 denoise per step            : {fs['denoise'] / cfg.steps * 1e3:8.2f} ms")
+        if r["fp8"]:
+            f8 = r["fp8_stages"]
+            p(f"   fast fp8 denoise per step             : {f8['denoise'] / cfg.steps * 1e3:8.2f} ms")
+        mem = (
+            f"   peak GPU memory: stock {r['stock_peak_gib']:.2f} GiB, fast bf16 {r['fast_peak_gib']:.2f} GiB"
         )
+        if r["fp8"]:
+            mem += f", fast fp8 {r['fp8_peak_gib']:.2f} GiB (bf16 weights still resident for stock)"
+        p(mem + " (weights included" + (", fp32 copy included" if args.fp32_pipe is not None else "") + ")")
         p(
             f"   agreement (relative L2 vs stock, same seed): actions fast {r['rel_l2_actions']:.3e}, "
             f"eager {r['rel_l2_eager']:.3e} (|stock actions| = {r['action_norm']:.3g}); "
-            f"fast first vs later plan {r['rel_l2_actions_first_vs_last']:.1e}"
+            f"fast first vs later plan {r['rel_l2_actions_first_vs_last']:.1e}; seed 0 vs seed 1 "
+            f"{r['rel_l2_seed']:.3g}"
         )
-        if "fp32_stock" in r:
+        if r["fp8"]:
             p(
-                f"   actions vs an fp32 reference (same weights, fp32 math, stock call): "
-                f"stock bf16 {r['fp32_stock']:.3e}, fast bf16 {r['fp32_fast']:.3e}"
+                f"   fp8 actions vs stock bf16 {r['rel_l2_fp8']:.3e}, "
+                f"vs fast bf16 {r['rel_l2_fp8_vs_fast']:.3e}"
             )
+        if "fp32_stock" in r:
+            line = (
+                f"   actions vs an fp32 reference (same weights, stock call in fp32): stock bf16 "
+                f"{r['fp32_stock']:.3e}, fast bf16 {r['fp32_fast']:.3e}, fast fp32 {r['fp32_fast32']:.3e}"
+            )
+            if "fp32_fp8" in r:
+                line += f", fast fp8 {r['fp32_fp8']:.3e}"
+            p(line)
         if "rel_l2_frame0" in r:
             p(
                 f"   agreement with video decoded: first frame {r['rel_l2_frame0']:.3e}, whole video "
                 f"{r['rel_l2_video']:.3e}; fast VAE decode {r['fast_decode_s'] * 1e3:.1f} ms"
             )
+        floors: dict[str, float] = {}
         for label, bw in (("spec", bw_spec), ("measured copy", bw_meas)):
             if not (bw == bw and peak_flops == peak_flops):
                 continue
-            f = floor_seconds(pipe.transformer, r["n_gen"], r["n_und"], args.steps, peak_flops, bw)
+            f = floor_seconds(pipe.transformer, r["evals"], cfg.steps, peak_flops, bw)
+            floors[label] = f["plan_s"]
             p(
-                f"   floor ({label} {bw / 1e12:.2f} TB/s, {peak_flops / 1e12:.0f} TFLOP/s bf16): "
+                f"   floor bf16 ({label} {bw / 1e12:.2f} TB/s, {peak_flops / 1e12:.0f} TFLOP/s): "
                 f"{f['bytes_step'] / 1e9:.2f} GB + {f['flops_step'] / 1e12:.2f} TFLOP per step -> "
-                f"{f['step_s'] * 1e3:.2f} ms/step, {f['plan_s'] * 1e3:.0f} ms/plan; fast is "
+                f"{f['step_s'] * 1e3:.2f} ms/step, {f['plan_s'] * 1e3:.0f} ms/plan; fast bf16 is "
                 f"{fast_med / f['plan_s']:.2f}x the floor"
             )
+            if r["fp8"]:
+                f8f = floor_seconds(
+                    pipe.transformer,
+                    r["evals"],
+                    cfg.steps,
+                    peak_flops,
+                    bw,
+                    linear_bytes=1.0,
+                    linear_peak=peak_fp8,
+                )
+                floors[label + " fp8"] = f8f["plan_s"]
+                p(
+                    f"   floor fp8  ({label}, linears at {peak_fp8 / 1e12:.0f} TFLOP/s and 1 byte/weight): "
+                    f"{f8f['bytes_step'] / 1e9:.2f} GB per step -> {f8f['step_s'] * 1e3:.2f} ms/step, "
+                    f"{f8f['plan_s'] * 1e3:.0f} ms/plan; fast fp8 is "
+                    f"{statistics.median(r['fp8']) / f8f['plan_s']:.2f}x the floor"
+                )
+        fl = floors.get("measured copy", float("nan"))
+        row = (
+            f"| {cfg.name} tier {tier} | {stock_med * 1e3:.0f} ms | {fast_med * 1e3:.0f} ms | "
+            f"{stock_med / fast_med:.1f}x | {fl * 1e3:.0f} ms ({fast_med / fl:.2f}x) |"
+        )
+        if r["fp8"]:
+            m8 = statistics.median(r["fp8"])
+            fl8 = floors.get("measured copy fp8", float("nan"))
+            row += f" {m8 * 1e3:.0f} ms ({stock_med / m8:.1f}x) | {fl8 * 1e3:.0f} ms ({m8 / fl8:.2f}x) |"
+        else:
+            row += " - | - |"
+        row += f" {r['stock_peak_gib']:.1f} / {r['fast_peak_gib']:.1f} GiB |"
+        summary.append(row)
+    p()
+    p("summary (medians; floor at the measured copy bandwidth; peak memory stock / fast bf16):")
+    p(
+        "| row | stock | fast bf16 | speed-up | floor bf16 (fast/floor) | fast fp8 (speed-up) | floor fp8 "
+        "| memory |"
+    )
+    p("|---|---|---|---|---|---|---|---|")
+    for row in summary:
+        p(row)
     return buf.getvalue()
+
+
+def understanding_modules(tr: Any) -> list[Any]:
+    """Modules only the text (understanding) pathway reads: needed once per goal, never by a step."""
+    mods: list[Any] = [tr.embed_tokens, tr.lm_head, tr.norm]
+    for layer in tr.layers:
+        a = layer.self_attn
+        mods += [a.to_q, a.to_k, a.to_v, a.to_out, layer.mlp, layer.input_layernorm]
+        mods.append(layer.post_attention_layernorm)
+    return mods
+
+
+def _move(mods: list[Any], device: str) -> float:
+    """Move ``mods`` to ``device``; seconds taken (synchronised)."""
+    _sync()
+    t = time.perf_counter()
+    for m in mods:
+        m.to(device)
+    _sync()
+    return time.perf_counter() - t
+
+
+def memory_phase(pipe: Any, args: argparse.Namespace, log: Any) -> str:
+    """Peak GPU memory of the fast path alone, per configuration and precision, with and without the
+    understanding expert on the GPU. Destroys the stock pipeline's bf16 generation weights (run last)."""
+    import torch
+
+    from cosmos_ros.runtime.fast import FastPolicyBackend
+    from cosmos_ros.runtime.fp8 import apply_fp8, fp8_unsupported_reason
+
+    if not torch.cuda.is_available():
+        return "memory phase: no CUDA device, skipped"
+    rows = [(CONFIGS[c], t) for c in args.configs for t in args.tier_list]
+    und = understanding_modules(pipe.transformer)
+    und_bytes = sum(p.numel() * p.element_size() for m in und for p in m.parameters())
+    out = [
+        "",
+        "== memory: fast path alone (stock and fp32 copies freed), peak allocated per plan, weights included",
+        f"   understanding-expert weights (text pathway, read once per goal): {und_bytes / 2**30:.2f} GiB",
+    ]
+    precisions = ["bf16"] + (["fp8"] if args.fp8 and fp8_unsupported_reason("cuda") is None else [])
+    for prec in precisions:
+        be = FastPolicyBackend(pipe, use_cuda_graph=True, use_compile=True, cache_text=True)
+        if prec == "fp8":
+            apply_fp8(be, free_bf16_weights=True)
+        torch.cuda.empty_cache()
+        resident = torch.cuda.memory_allocated() / 2**30
+        out.append(f"   {prec}: resident before the first plan {resident:.2f} GiB")
+        for cfg, tier in rows:
+            req = _request(cfg, tier, TIERS[tier], args.prompt)
+            be.run(req)
+            peak = _peak(lambda req=req, be=be: be.run(req))
+            t_off = _move(und, "cpu")
+            torch.cuda.empty_cache()
+            peak_off = _peak(lambda req=req, be=be: be.run(req))  # same goal: the text K/V cache serves it
+            t_on = _move(und, "cuda")
+            out.append(
+                f"   {prec} {cfg.name} tier {tier}: peak {peak:.2f} GiB; understanding expert offloaded "
+                f"to the host between goals: {peak_off:.2f} GiB (offload {t_off * 1e3:.0f} ms, bring back "
+                f"for a new goal {t_on * 1e3:.0f} ms, pageable host memory)"
+            )
+            log(out[-1])
+        del be
+        torch.cuda.empty_cache()
+    return "\n".join(out)
 
 
 def measure_bandwidth() -> float:
@@ -586,8 +821,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("nano", "small"), default="nano")
     parser.add_argument("--tiers", default="256,480", help="comma list of 256 (256x256 input), 480 (480x640)")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--chunk", type=int, default=16)
+    parser.add_argument(
+        "--configs",
+        default="default,deploy",
+        help=f"comma list of {sorted(CONFIGS)} (default: chunk 16/30 steps/guidance 1; deploy: chunk 32/4 "
+        "steps/guidance 3/15 fps, the Cosmos 3 action-policy server's settings)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one call per path, no warm-ups (a test that the script runs, e.g. with --size small on CPU)",
+    )
+    parser.add_argument("--no-fp8", dest="fp8", action="store_false", help="skip the FP8 rows")
+    parser.add_argument(
+        "--memory", action="store_true", help="finish with the fast-path-only memory phase (frees stock)"
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed plans per path (median reported)")
     parser.add_argument("--no-video", dest="video", action="store_false", help="skip the decoded-frame check")
     parser.add_argument(
@@ -601,9 +849,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
     args.fp32_pipe = None
+    try:
+        args.configs = [c for c in args.configs.split(",") if c]
+        args.tier_list = [int(x) for x in args.tiers.split(",") if x]
+        bad = [c for c in args.configs if c not in CONFIGS] + [
+            str(t) for t in args.tier_list if t not in TIERS
+        ]
+        if bad or not args.configs or not args.tier_list:
+            raise ValueError(f"unknown or missing configurations/tiers {bad}")
+    except ValueError as exc:
+        parser.error(str(exc))
 
     import torch
 
+    if args.smoke:
+        args.repeats = 1
+    # Every (tier, configuration, cond/uncond text length, precision) is one more specialisation of the one
+    # compiled layer function; dynamo's default limit (8) would silently send the later rows to eager.
+    dynamo_config = torch._dynamo.config
+    if hasattr(dynamo_config, "recompile_limit"):
+        dynamo_config.recompile_limit = 64
+    else:  # older torch
+        dynamo_config.cache_size_limit = 64
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     size = NANO if args.size == "nano" else SMALL
@@ -628,11 +895,19 @@ def main(argv: list[str] | None = None) -> int:
         f"random weights: latency and agreement only, no planning quality. measured D2D copy bandwidth "
         f"{args.measured_bw / 1e12:.2f} TB/s"
     )
-    tiers = {256: (256, 256), 480: (480, 640)}
     results = []
-    for tier in (int(x) for x in args.tiers.split(",")):
-        results.append(run_tier(pipe, tier, tiers[tier], args, log))
+    for name in args.configs:
+        for tier in args.tier_list:
+            results.append(
+                run_row(pipe, CONFIGS[name], tier, args, log, video=args.video and name == "default")
+            )
     text = report(results, pipe, args, header)
+    if args.memory:
+        import gc
+
+        args.fp32_pipe = None
+        gc.collect()
+        text += memory_phase(pipe, args, log) + "\n"
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -9,7 +9,7 @@ Steps: load the pipeline (``from_pretrained``, offline) -> export the step to ON
 showing TensorRT's build phases as they progress -> write the engine atomically.
 
 Precisions: ``bf16`` (ONNX exported from the bf16 model, strongly typed network: the types are the model's),
-``fp16`` (ONNX exported in fp32, TensorRT may pick fp16 kernels), ``fp8`` (Hopper / Ada / Thor-class GPUs,
+``fp16`` (ONNX exported from the fp16 model, strongly typed as well), ``fp8`` (Hopper / Ada / Thor-class GPUs,
 compute capability >= 8.9, and only from an ONNX that already carries FP8 Q/DQ nodes, e.g. quantised with
 NVIDIA ModelOpt, passed with ``--onnx``: this tool does not quantise).
 
@@ -21,14 +21,24 @@ Usage: ``export_engine --model /path/to/Cosmos3-Nano --tier 256 --image-size 256
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.runtime.onnx_export import ENGINE_PRECISIONS, StepExportConfig, engine_cache_path
+from cosmos_ros.runtime.onnx_export import (
+    ENGINE_PRECISIONS,
+    EXPORT_OPSET,
+    StepExportConfig,
+    engine_cache_path,
+    file_fingerprint,
+    has_fp8_qdq,
+    model_fingerprint,
+)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cosmos_ros" / "engines"
 
@@ -74,23 +84,47 @@ def _progress_monitor(trt: Any) -> Any:
     return _Progress()
 
 
-def _has_fp8_qdq(onnx_path: Path) -> bool:
-    import onnx
+def network_flags(trt: Any) -> int:
+    """Network-creation flags: strongly typed wherever the flag exists (every precision; issue 15, defect 1).
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    Why strongly typed for fp16 too: ``BuilderFlag.FP16`` is deprecated since TensorRT 10.12 and gone in 11.0
+    (where networks are always strongly typed and the flag does not exist). The fp16 engine is built from an
+    ONNX exported in fp16, so the types come from the graph on every version.
+    """
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if flag is None else 1 << int(flag)
+
+
+def _load_timing_cache(trt: Any, config: Any, path: Path) -> Any:
+    """Attach the timing cache kept beside the engines (created empty if none): configurations share it."""
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, ignore_mismatch=True):
+        cache = config.create_timing_cache(b"")  # stale cache of another TensorRT/GPU: start afresh
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    return cache
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def build_engine(
-    trt: Any, onnx_path: Path, engine_path: Path, precision: str, workspace_gib: float, strongly_typed: bool
+    trt: Any,
+    onnx_path: Path,
+    engine_path: Path,
+    precision: str,
+    workspace_gib: float,
+    timing_cache: Path | None = None,
 ) -> None:
-    """Parse ``onnx_path`` and write a serialised engine to ``engine_path`` (atomically)."""
+    """Parse ``onnx_path`` (strongly typed) and write a serialised engine to ``engine_path`` (atomically)."""
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    if strongly_typed:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     print(f"[trt] parsing {onnx_path}", flush=True)
     if not parser.parse_from_file(str(onnx_path)):
@@ -98,8 +132,7 @@ def build_engine(
         raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if not strongly_typed and precision == "fp16":  # strongly typed networks take their types from the ONNX
-        config.set_flag(trt.BuilderFlag.FP16)
+    cache = _load_timing_cache(trt, config, timing_cache) if timing_cache is not None else None
     monitor = _progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
@@ -107,10 +140,25 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError("TensorRT build failed (see the messages above)")
-    tmp = engine_path.with_suffix(".engine.tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(engine_path)
+    _write_atomic(engine_path, bytes(serialized))
+    if cache is not None and timing_cache is not None:
+        _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     print(f"[trt] built {engine_path} in {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+def _peak_memory_note() -> str:
+    """Peak host RSS and (where CUDA is up) peak torch GPU allocation of this process so far."""
+    import resource
+
+    note = f"peak host RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            note += f", peak torch GPU allocation {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return note
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name()
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    engine_path = engine_cache_path(cache, config, args.precision, device_name, trt.__version__)
+    # The key carries what is baked into the engine: the weights (model or ONNX fingerprint), the domain's
+    # traced action width, the exporter and the opset (issue 15, defect 2).
+    source = file_fingerprint(Path(args.onnx)) if args.onnx else model_fingerprint(Path(args.model))
+    engine_path = engine_cache_path(
+        cache, config, args.precision, device_name, trt.__version__, source=source, opset=EXPORT_OPSET
+    )
     if engine_path.is_file() and not args.force:
         print(f"cached engine (configuration {config.tag()}, {args.precision}, {device_name}): {engine_path}")
         return 0
@@ -172,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if (major, minor) < (8, 9):
             print(f"export_engine: FP8 needs compute capability >= 8.9, {device_name} is {major}.{minor}")
             return 2
-        if args.onnx is None or not _has_fp8_qdq(Path(args.onnx)):
+        if args.onnx is None or not has_fp8_qdq(Path(args.onnx)):
             print(
                 "export_engine: FP8 needs an ONNX with FP8 Q/DQ nodes (quantise with NVIDIA ModelOpt, "
                 "pass it "
@@ -181,20 +234,27 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-    onnx_path = Path(args.onnx) if args.onnx else engine_path.with_suffix(".onnx")
+    # Each export in its own directory (one step.onnx + one step.onnx.data), removed after the build.
+    export_dir = engine_path.with_suffix(".onnx.d")
+    onnx_path = Path(args.onnx) if args.onnx else export_dir / "step.onnx"
     try:
         if args.onnx is None:
             from diffusers import DiffusionPipeline
 
             from cosmos_ros.runtime.onnx_export import export_step_onnx
 
-            dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+            # The graph's types are the engine's (strongly typed): export in the precision asked for.
+            dtype = torch.bfloat16 if args.precision == "bf16" else torch.float16
             print(f"[1/3] loading {args.model} ({dtype})", flush=True)
             pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype).to("cuda")
             print(f"[2/3] exporting the step for {config.tag()} to {onnx_path}", flush=True)
-            export_step_onnx(pipe, config, onnx_path)
+            export_step_onnx(pipe, config, onnx_path, opset=EXPORT_OPSET)
             del pipe
+            # On a Jetson's unified memory the torch weights would stay resident through the TensorRT build
+            # until the collector frees the pipeline's reference cycles.
+            gc.collect()
             torch.cuda.empty_cache()
+            print(f"      export done: {_peak_memory_note()}", flush=True)
         print(f"[3/3] building the {args.precision} engine on {device_name}", flush=True)
         build_engine(
             trt,
@@ -202,8 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             engine_path,
             args.precision,
             args.workspace_gib,
-            strongly_typed=args.precision in ("bf16", "fp8"),
+            timing_cache=cache / "timing.cache",
         )
+        print(f"      build done: {_peak_memory_note()}", flush=True)
+        if args.onnx is None:
+            shutil.rmtree(export_dir, ignore_errors=True)
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"export_engine: {exc}", file=sys.stderr)
         return 1
@@ -212,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "device": device_name,
         "tensorrt": trt.__version__,
-        "onnx": str(onnx_path),
+        "onnx": str(onnx_path) if args.onnx else None,
+        "source_fingerprint": source,
+        "opset": EXPORT_OPSET,
     }
     engine_path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     print(engine_path)
