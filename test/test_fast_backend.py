@@ -202,3 +202,29 @@ def test_conditioning_frame_is_scaled_like_a_pil_image(pipe, hw):
     assert torch.allclose(ours, ref, atol=1e-5)
     assert ours.min() >= -1.0 and ours.max() <= 1.0
     assert raw.max() > 2.0  # the mis-scaling this guards against is real in the installed diffusers
+
+
+def test_guidance_steppers_never_share_a_graph(pipe, monkeypatch):
+    """The conditional and unconditional passes of one plan get separate captured graphs even when their
+    layouts have the same shape (a goal and the empty negative prompt of the same token length): with one
+    shared graph the second ``load`` would overwrite the first's text keys/values (CUDA graphs only run on
+    a GPU, so the capture is replaced by a stand-in that keeps the buffers it was given)."""
+    import cosmos_ros.runtime.fast as fast
+
+    class FakeGraph:
+        def __init__(self, backend, layout, bufs):
+            self.bufs = bufs
+
+    monkeypatch.setattr(fast, "_GraphedStep", FakeGraph)
+    backend = FastPolicyBackend(pipe)
+    req = PolicyRequest(
+        image=_image(64, 64), prompt="pick", domain_name="robomind-franka", guidance_scale=3.0
+    )
+    plan = backend.prepare(req, torch.Generator("cpu").manual_seed(0))
+    assert len(plan.layouts) == 2  # guidance > 1: conditional and unconditional
+    cond = plan.layouts[0]
+    backend.use_cuda_graph = True
+    a, b = backend._stepper(cond, 0), backend._stepper(cond, 1)  # the same layout key in both slots
+    assert a is not b
+    assert a.bufs is not b.bufs
+    assert backend._stepper(cond, 0) is a  # still cached per slot

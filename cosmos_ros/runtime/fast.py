@@ -434,7 +434,7 @@ class FastPolicyBackend:
 
         # 6. Denoise: one transformer evaluation (two with guidance) and one weighted sum per step.
         t0 = time.perf_counter()
-        steppers = [self._stepper(layout) for layout in plan.layouts]
+        steppers = [self._stepper(layout, slot) for slot, layout in enumerate(plan.layouts)]
         _sync(dev)
         timings["prepare_step"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -677,9 +677,15 @@ class FastPolicyBackend:
             mlp.down_proj.weight,
         )
 
-    def _stepper(self, layout: _PlanLayout) -> Any:
-        """A callable ``(state fp32 [numel], temb [1, hidden]) -> velocity fp32 [numel]`` for this layout."""
-        key = layout.key()
+    def _stepper(self, layout: _PlanLayout, slot: int = 0) -> Any:
+        """A callable ``(state fp32 [numel], temb [1, hidden]) -> velocity fp32 [numel]`` for this layout.
+
+        ``slot`` is the layout's place in the plan (0 conditional, 1 unconditional): part of the graph key,
+        because a goal and the empty negative prompt can tokenize to the same length, and the two steppers of
+        one plan must never share one graph's static buffers (the second load would overwrite the first's text
+        keys/values and guidance would silently compare the unconditional pass with itself).
+        """
+        key = (slot, *layout.key())
         if self.use_cuda_graph:
             graphed = self._graphs.get(key)
             if graphed is None:

@@ -155,7 +155,7 @@ class TensorRTPolicyBackend(FastPolicyBackend):
         check_request_matches_engine(request, self.config)
         return super().prepare(request, generator, timings)
 
-    def _stepper(self, layout: _PlanLayout) -> Any:
+    def _stepper(self, layout: _PlanLayout, slot: int = 0) -> Any:
         placeholder = torch.empty(0, device=self.device)
         static = step_inputs(self, layout, placeholder, placeholder, self.config.text_bucket)
         static = self.step.cast_static({k: v for k, v in static.items() if k not in ("state", "temb")})
