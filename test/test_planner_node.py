@@ -333,7 +333,7 @@ class TestSingleCamera:
         before = single.count("rejected_image_encoding")
         lines_before = single.proc.output().count("rejected (encoding)")
         for _ in range(10):
-            single.send("cam", image_msg(next_stamp(), encoding="yuv422"))
+            single.send("cam", image_msg(next_stamp(), encoding="32FC1"))  # float images: refused
             time.sleep(0.01)
         single.wait_counter("rejected_image_encoding", before + 9)
         time.sleep(0.3)
@@ -366,7 +366,8 @@ class TestSingleCamera:
         assert single.change_state(Transition.TRANSITION_CONFIGURE, timeout=STARTUP_S)
         assert single.change_state(Transition.TRANSITION_ACTIVATE)
         assert wait_until(lambda: len(single.diags) > n_diag and single.diag().get("active") == "True", 30)
-        assert single.diag().get("goal") == ""  # a fresh configuration starts without a goal
+        # The goal topic is transient-local (depth 1): a fresh configuration gets the last goal published.
+        assert wait_until(lambda: single.diag().get("goal") == "sort the parts", 10), single.diag()
         single.set_goal("sort the parts")
         s2 = next_stamp()
         single.send("cam", image_msg(s2))

@@ -161,9 +161,12 @@ def test_bad_parameters_are_refused_with_their_name(name: str, value: Any, match
 
 
 def test_limits_path_relative_to_share_dir_absolute_as_is(tmp_path: Path) -> None:
-    assert resolve_limits_path("config/limits/a.yaml", lambda: "/share/cosmos_ros") == Path(
-        "/share/cosmos_ros/config/limits/a.yaml"
-    )
+    share = tmp_path / "share" / "cosmos_ros"
+    (share / "config" / "limits").mkdir(parents=True)
+    (share / "config" / "limits" / "a.yaml").write_text("{}")
+    assert resolve_limits_path("config/limits/a.yaml", lambda: str(share)) == share / "config/limits/a.yaml"
+    with pytest.raises(FileNotFoundError, match=r"unknown action space 'b'; valid: a"):
+        resolve_limits_path("config/limits/b.yaml", lambda: str(share))
 
     def no_lookup() -> str:
         raise AssertionError("absolute paths must not need the share directory")
