@@ -176,6 +176,11 @@ def test_worker_starts_early_on_now_and_defers_on_wait() -> None:
     decision = {"d": StartDecision.RATE_LIMITED}
     results: list[str] = []
     deferred: list[str] = []
+    asked: list[StartDecision] = []  # the worker asks the policy only while a job is pending
+
+    def policy() -> StartDecision:
+        asked.append(decision["d"])
+        return decision["d"]
 
     worker: InferenceWorker[str, str] = InferenceWorker(
         lambda job, goal: job,
@@ -183,7 +188,7 @@ def test_worker_starts_early_on_now_and_defers_on_wait() -> None:
         lambda *a: None,
         WorkerConfig(max_plan_rate_hz=0.1, poll_period_s=0.01),  # next start allowed only after 10 s
         clock=clock,
-        start_policy=lambda: decision["d"],
+        start_policy=policy,
         on_deferred=deferred.append,
     )
     worker.set_goal("g")
@@ -193,8 +198,9 @@ def test_worker_starts_early_on_now_and_defers_on_wait() -> None:
         worker.submit("a")
         assert _wait(lambda: results == ["a"])
         # The rate limit holds the next job (the fake clock does not advance) ...
+        n = len(asked)
         worker.submit("b")
-        time.sleep(0.05)
+        assert _wait(lambda: len(asked) >= n + 3)  # "b" was held through several polls, not started
         assert results == ["a"] and deferred == []
         # ... WAIT drops it and says so (a lockstep simulator must get an answer for every frame) ...
         decision["d"] = StartDecision.WAIT
