@@ -220,3 +220,26 @@ def test_demonstrations_have_the_documented_shapes_and_are_deterministic(config)
     assert np.max(np.abs(a["joint_positions"][0] - a["joint_positions"][1])) > 0.01
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_demonstrations_from_several_workers_equal_one_process(config):
+    """make_sim_demos --workers: each episode depends on its seed only, so split ranges joined in order give
+    the single-process arrays; joining parts that share a seed or differ in image size is refused."""
+    from dataclasses import replace
+
+    from cosmos_ros.sim.demos import concat_demo_arrays
+    from cosmos_ros.tools.make_sim_demos import _split
+
+    demo = DemoConfig(episodes=3, seed=7, chunk=4, decisions_per_episode=2)
+    parts = _split(demo, 2)
+    assert [(p.seed, p.episodes) for p in parts] == [(7, 2), (9, 1)]
+    whole = generate_demos(config, demo)
+    joined = concat_demo_arrays([generate_demos(config, p) for p in parts])
+    assert set(joined) == set(whole)
+    for key in whole:
+        np.testing.assert_array_equal(joined[key], whole[key])
+    with pytest.raises(ValueError, match="share episode seeds"):
+        concat_demo_arrays([whole, whole])
+    other = generate_demos(config.with_camera_size(32, 32), replace(demo, seed=20, episodes=1))
+    with pytest.raises(ValueError, match="image_size"):
+        concat_demo_arrays([whole, other])

@@ -12,7 +12,7 @@ recorded. Chunk modes:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,10 +118,42 @@ def generate_demos(
     }
 
 
+# Arrays with one row per sample (or per episode) are joined; the rest are metadata that must agree.
+_ROW_KEYS = ("frames", "goals", "actions", "joint_positions", "episode", "expert_success")
+
+
+def concat_demo_arrays(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join the outputs of several ``generate_demos`` runs (e.g. one per worker) into one set.
+
+    The first part's ``seed`` is kept; parts must agree on the other metadata (image size, step period, ...)
+    and must not share an episode seed.
+    """
+    if not parts:
+        raise ValueError("no demonstration parts to join")
+    first = parts[0]
+    for i, part in enumerate(parts[1:], start=1):
+        for key in first:
+            if key not in _ROW_KEYS and key != "seed" and not np.array_equal(part[key], first[key]):
+                raise ValueError(f"demonstration part {i} differs in {key!r}: {part[key]} vs {first[key]}")
+    joined = {key: np.concatenate([p[key] for p in parts]) for key in _ROW_KEYS}
+    episodes = np.concatenate([np.unique(p["episode"]) for p in parts])
+    if np.unique(episodes).size != episodes.size:
+        raise ValueError("demonstration parts share episode seeds")
+    return {**first, **joined}
+
+
 def _chunk(reach: MinJerkReach, target: np.ndarray, now: float, demo: DemoConfig) -> np.ndarray:
     if demo.chunk_mode == "hold":
         return np.repeat(target[None, :], demo.chunk, axis=0)
     return np.stack([reach(now + (i + 1) * demo.step_period) for i in range(demo.chunk)])
 
 
-__all__ = ["ARM_JOINTS", "CHUNK_MODES", "DemoConfig", "MinJerkReach", "generate_demos", "make_expert"]
+__all__ = [
+    "ARM_JOINTS",
+    "CHUNK_MODES",
+    "DemoConfig",
+    "MinJerkReach",
+    "concat_demo_arrays",
+    "generate_demos",
+    "make_expert",
+]

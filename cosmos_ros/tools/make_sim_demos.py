@@ -4,32 +4,38 @@ Usage::
 
     python -m cosmos_ros.tools.make_sim_demos --episodes 250 --seed 0 --out demos.npz \
         [--chunk 16] [--decisions 6] [--chunk-mode hold|trajectory] [--image-size 256] [--config panda.yaml]
+        [--workers 2] [--join part1.npz part2.npz ...]
 
 Episode ``i`` uses seed ``seed + i``. Arrays (N = episodes x decisions): ``frames`` uint8 [N,H,W,3],
 ``goals`` str [N], ``actions`` float32 [N,T,8] (absolute targets: 7 joints rad + gripper opening m, one per
 ``step_period`` s), ``joint_positions`` float32 [N,8], ``episode`` int64 [N] (the episode's seed),
 ``expert_success`` bool [episodes]; metadata ``step_period``, ``seed``, ``image_size`` (H, W),
 ``joint_names``, ``chunk_mode``. Evaluation seeds should not overlap: eval_closed_loop starts at 1,000,000.
+``--workers N`` splits the episodes into N contiguous seed ranges run in N processes (the result is the same
+as one process: each episode depends on its seed only). ``--join`` writes the union of existing files instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import multiprocessing
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from cosmos_ros.sim.config import load_sim_config
-from cosmos_ros.sim.demos import CHUNK_MODES, DemoConfig, generate_demos
+from cosmos_ros.sim.config import SimConfig, load_sim_config
+from cosmos_ros.sim.demos import CHUNK_MODES, DemoConfig, concat_demo_arrays, generate_demos
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--episodes", type=int, required=True, help="number of episodes")
+    parser.add_argument("--episodes", type=int, default=0, help="number of episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode i: seed + i)")
     parser.add_argument("--out", type=Path, required=True, help="output .npz path")
     parser.add_argument("--chunk", type=int, default=16, help="actions per chunk T")
@@ -43,11 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, default=None, help="sim config YAML (default config/sim/panda.yaml)"
     )
+    parser.add_argument("--workers", type=int, default=1, help="processes (contiguous seed ranges)")
+    parser.add_argument("--join", type=Path, nargs="+", default=None, help="join these .npz files into --out")
     return parser
+
+
+def _split(demo: DemoConfig, workers: int) -> list[DemoConfig]:
+    """Contiguous seed ranges, one per worker (empty ranges dropped)."""
+    bounds = np.linspace(0, demo.episodes, max(1, workers) + 1).round().astype(int)
+    return [
+        replace(demo, seed=demo.seed + int(a), episodes=int(b - a))
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
+
+
+def _run_part(args: tuple[SimConfig, DemoConfig]) -> dict[str, np.ndarray]:
+    return generate_demos(*args)
+
+
+def _generate(sim_config: SimConfig, demo: DemoConfig, workers: int, start: float) -> dict[str, np.ndarray]:
+    if workers <= 1:
+
+        def progress(i: int) -> None:
+            rate = (i + 1) / max(time.monotonic() - start, 1e-9)
+            print(f"\repisode {i + 1}/{demo.episodes} ({rate:.2f}/s)", end="", file=sys.stderr, flush=True)
+
+        return generate_demos(sim_config, demo, progress)
+    # spawn: pybullet's client state must not be forked.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_run_part, [(sim_config, part) for part in _split(demo, workers)])
+    return concat_demo_arrays(parts)
+
+
+def _join(paths: list[Path], out: Path) -> int:
+    parts = []
+    for path in paths:
+        with np.load(path) as data:
+            parts.append({k: data[k] for k in data.files})
+    arrays = concat_demo_arrays(parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
+    print(f"wrote {out}: {arrays['frames'].shape[0]} samples from {len(paths)} files")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.join:
+        return _join(args.join, args.out)
+    if args.episodes <= 0:
+        print("--episodes must be > 0 (or use --join)", file=sys.stderr)
+        return 2
     sim_config = load_sim_config(args.config)
     if args.image_size is not None:
         sim_config = sim_config.with_camera_size(args.image_size, args.image_size)
@@ -61,13 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk_mode=args.chunk_mode,
     )
     start = time.monotonic()
-
-    def progress(i: int) -> None:
-        done = i + 1
-        rate = done / max(time.monotonic() - start, 1e-9)
-        print(f"\repisode {done}/{demo.episodes} ({rate:.2f}/s)", end="", file=sys.stderr, flush=True)
-
-    arrays = generate_demos(sim_config, demo, progress)
+    arrays = _generate(sim_config, demo, args.workers, start)
     print(file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)  # type: ignore[arg-type]

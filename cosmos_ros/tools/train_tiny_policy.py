@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         default=TrainConfig.empty_prompt_prob,
         help="share of samples trained on the empty prompt (needed for guidance > 1; 0: run with guidance 1)",
     )
+    parser.add_argument(
+        "--vision-weight",
+        type=float,
+        default=TrainConfig.vision_weight,
+        help="weight of the future-frame loss relative to the action loss",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden_size=args.hidden,
         intermediate_size=args.intermediate,
         empty_prompt_prob=args.empty_prompt_prob,
+        vision_weight=args.vision_weight,
         seed=args.seed,
         threads=args.threads,
     )
