@@ -483,8 +483,12 @@ class SimNode(LifecycleNode):
             self._log_throttled("lockstep", f"lockstep: {exc}")
             record.lockstep_timeouts += 1
             return
-        if plan_id is not None and not self._wait(lambda: plan_id in self.box.decisions):
+        if plan_id is None:
+            return
+        if not self._wait(lambda: plan_id in self.box.decisions):
             record.lockstep_timeouts += 1
+        elif self.box.decisions[plan_id].decision != SafetyStatus.DECISION_REJECTED:
+            record.switch_ticks.append(len(record.setpoints))
 
     def _drain_planner(self, link: PlannerLink) -> None:
         """Episode over with a plan held: withdraw the goal (the planner drops the plan); await its report."""

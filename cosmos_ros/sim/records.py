@@ -33,6 +33,9 @@ class EpisodeRecord:
     lockstep_timeouts: int = 0
     frames_sent: int = 0
     plans: int = 0
+    # Tick index (into ``setpoints``) at which the safety node's decision on a streamed plan arrived: the
+    # chunk switches that tools/eval_rtc measures.
+    switch_ticks: list[int] = field(default_factory=list)
 
     def add_tick(self, setpoint: np.ndarray, measured: np.ndarray, fresh: bool) -> None:
         self.setpoints.append(np.asarray(setpoint, dtype=np.float64).copy())
@@ -64,6 +67,7 @@ class EpisodeRecord:
             lockstep_timeouts=np.int64(self.lockstep_timeouts),
             frames_sent=np.int64(self.frames_sent),
             plans=np.int64(self.plans),
+            switch_ticks=np.array(self.switch_ticks, dtype=np.int64),
         )
         return path
 

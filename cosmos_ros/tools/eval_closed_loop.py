@@ -36,10 +36,12 @@ from typing import Any
 import numpy as np
 
 from cosmos_ros.sim.records import load_record
+from cosmos_ros.sim.switch_metrics import PlanSample, plan_jumps, setpoint_switch_stats
 
 PLANNER_CLOCK = "/sim/planner_clock"
 ROWS = ("trained", "random", "expert")
 LIMITS = "config/limits/arm7_joints.yaml"
+ARM_AXES = tuple(f"panda_joint{i}" for i in range(1, 8))
 
 
 @dataclass
@@ -56,6 +58,11 @@ class RowResult:
     violations: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
     lockstep_timeouts: int = 0
+    # Chunk switches (cosmos_ros.sim.switch_metrics): plan-to-plan disagreement at the switch (rad, before
+    # the safety node) and the controller inputs' jerk / velocity step just after it.
+    plan_jumps: list[float] = field(default_factory=list)
+    switch_jerk: float = 0.0
+    switch_velocity_step: float = 0.0
     wall_s: float = 0.0
     error: str = ""
 
@@ -95,6 +102,10 @@ def check_records(record_dir: Path, result: RowResult) -> None:
         if len(sp) >= 4:
             jerk = np.diff(sp[:, :7], n=3, axis=0) / dt**3
             result.max_jerk = max(result.max_jerk, float(np.max(np.abs(jerk))))
+        switch_ticks = rec.get("switch_ticks", np.zeros(0, dtype=np.int64))
+        s_jerk, s_dv = setpoint_switch_stats(sp[:, :7], dt, [int(k) for k in switch_ticks])
+        result.switch_jerk = max(result.switch_jerk, s_jerk)
+        result.switch_velocity_step = max(result.switch_velocity_step, s_dv)
         result.violations += len(
             find_violations(
                 sp,
@@ -108,6 +119,31 @@ def check_records(record_dir: Path, result: RowResult) -> None:
                 rtol=1e-6,
             )
         )
+
+
+def plan_sample(msg: Any, axes: Sequence[str] = ARM_AXES) -> PlanSample | None:
+    """An ``ActionSequence``'s arm-joint positions at their absolute times (None if it lacks the axes)."""
+    traj = msg.trajectory
+    names = list(traj.joint_names)
+    if not traj.points or any(a not in names for a in axes):
+        return None
+    cols = [names.index(a) for a in axes]
+    stamp = msg.trajectory.header.stamp  # t0: the time step 0 is meant for
+    t0 = stamp.sec + stamp.nanosec * 1e-9
+    times = np.array([t0 + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in traj.points])
+    values = np.array([[p.positions[c] for c in cols] for p in traj.points], dtype=np.float64)
+    return PlanSample(int(msg.plan_id), str(msg.goal), times, values)
+
+
+def count_plan_jumps(plans: Sequence[Any], statuses: Sequence[Any], result: RowResult) -> None:
+    """Plan-to-plan disagreement at each switch; switch time = stamp of the safety node's decision."""
+    switch_times = {
+        int(s.plan_id): s.header.stamp.sec + s.header.stamp.nanosec * 1e-9
+        for s in statuses
+        if s.plan_id > 0 and int(s.decision) in (1, 2)  # accepted / clamped: streamed
+    }
+    samples = [p for p in (plan_sample(m) for m in plans) if p is not None]
+    result.plan_jumps.extend(plan_jumps(samples, switch_times))
 
 
 def count_statuses(statuses: Sequence[Any], result: RowResult) -> None:
@@ -143,7 +179,7 @@ def run_row(
     planner_overrides: dict[str, Any] | None = None,
 ) -> RowResult:
     """Start safety + planner (or expert) + sim, run the episodes, collect and check the results."""
-    from cosmos_ros.msg import SafetyStatus
+    from cosmos_ros.msg import ActionSequence, SafetyStatus
     from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_active
 
     result = RowResult(row)
@@ -190,6 +226,7 @@ def run_row(
     t0 = time.monotonic()
     with TestPeer(domain_id, name=f"eval_{row}") as peer:
         statuses = peer.record(SafetyStatus, "/safety_status", 100)
+        plan_msgs = peer.record(ActionSequence, "/action_sequence", 100)
         with safety, planner:
             if not (wait_active(peer, "safety_node", 120) and wait_active(peer, "planner_node", 300)):
                 result.error = (
@@ -202,6 +239,7 @@ def run_row(
                     result.error = f"sim exited with {code}:\n{sim.output()[-3000:]}"
             time.sleep(0.5)  # the last statuses are in flight
         count_statuses(statuses.messages, result)
+        count_plan_jumps(plan_msgs.messages, statuses.messages, result)
     check_records(record_dir, result)
     result.wall_s = time.monotonic() - t0
     return result
@@ -307,6 +345,9 @@ def _as_json(r: RowResult) -> dict[str, Any]:
         "violations": r.violations,
         "refusals": dict(r.refusals),
         "lockstep_timeouts": r.lockstep_timeouts,
+        "plan_jumps": r.plan_jumps,
+        "switch_jerk": r.switch_jerk,
+        "switch_velocity_step": r.switch_velocity_step,
         "wall_s": r.wall_s,
         "error": r.error,
     }

@@ -12,8 +12,8 @@ What it needs from ``eval_closed_loop`` (checked at start, with a message naming
 ``run_row(row, episodes, first_seed, model_path, action_space, latency_s, num_inference_steps, work,
 domain_id, planner_overrides=...)`` where ``planner_overrides`` updates the planner's parameters, and a
 ``RowResult`` with ``success_rate``, ``times_to_success``, ``reasons``, ``watchdog_entries``, ``max_jerk``.
-The largest jerk and position jump *at chunk switches* need the switch times; until the records carry them
-the table reports the run's largest jerk (``max_jerk``) and says so.
+At chunk switches it reports the plan-to-plan disagreement (before the safety node) and the controller
+inputs' jerk and velocity step just after the switch (``cosmos_ros.sim.switch_metrics``).
 """
 
 from __future__ import annotations
@@ -70,6 +70,29 @@ def _eval_module() -> Any:
     return ecl
 
 
+LEGEND = (
+    "stale: plans the safety node rejected as stale; watchdog: times it took over from a plan.",
+    "jump max / p50: plan-to-plan disagreement at the switch (rad, largest arm joint, before the safety",
+    "  node; cosmos_ros.sim.switch_metrics.plan_jumps). sw jerk (rad/s^3) / sw dv (rad/s per tick): the",
+    "  controller inputs in the 8 ticks after each switch (bounded by the safety node's limits).",
+    "max jerk: the whole run's largest controller-input jerk.",
+)
+
+
+def _cells(r: Any) -> str:
+    """One row's numbers (an eval_closed_loop.RowResult)."""
+    t = f"{statistics.median(r.times_to_success):.2f}" if r.times_to_success else "-"
+    jumps = getattr(r, "plan_jumps", [])
+    j_max = f"{max(jumps):.3f}" if jumps else "-"
+    j_p50 = f"{statistics.median(jumps):.3f}" if jumps else "-"
+    return (
+        f"{r.success_rate:>7.1f}% {t:>12} {r.reasons.get('rejected:stale', 0):>6} {r.watchdog_entries:>8} "
+        f"{j_max:>9} {j_p50:>9} {r.switch_jerk:>9.0f} {r.switch_velocity_step:>7.3f} {r.max_jerk:>9.0f} "
+        f"{r.plans:>6} {r.decisions['rejected']:>8} {r.lockstep_timeouts:>8}"
+        + (f"  ERROR: {r.error[:200]}" if r.error else "")
+    )
+
+
 def run(args: argparse.Namespace) -> str:
     ecl = _eval_module()
     from cosmos_ros.testing.ros_harness import pick_domain_id
@@ -93,7 +116,8 @@ def run(args: argparse.Namespace) -> str:
         f"closed loop, {args.episodes} episodes per cell, chunk {args.chunk_size} at {args.fps:g} Hz "
         f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, row {args.row}, model {model}",
         f"{'latency':>8} {'schedule':<22} {'success':>8} {'t_success s':>12} {'stale':>6} {'watchdog':>8} "
-        f"{'max jerk':>10} {'plans':>6} {'rejected':>8} {'timeouts':>8}",
+        f"{'jump max':>9} {'jump p50':>9} {'sw jerk':>9} {'sw dv':>7} {'max jerk':>9} {'plans':>6} "
+        f"{'rejected':>8} {'timeouts':>8}",
     ]
     fractions = [float(f) for f in args.fractions.split(",")]
     names = args.schedules.split(",") if args.schedules else list(SCHEDULES)
@@ -115,14 +139,8 @@ def run(args: argparse.Namespace) -> str:
                 plan_rate_hz=camera_hz,
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
             )
-            t = f"{statistics.median(r.times_to_success):.2f}" if r.times_to_success else "-"
-            lines.append(
-                f"{100 * fraction:>7.0f}% {name:<22} {r.success_rate:>7.1f}% {t:>12} "
-                f"{r.reasons.get('stale', 0):>6} {r.watchdog_entries:>8} {r.max_jerk:>10.1f} {r.plans:>6} "
-                f"{r.decisions['rejected']:>8} {r.lockstep_timeouts:>8}"
-                + (f"  ERROR: {r.error[:200]}" if r.error else "")
-            )
-    lines.append("max jerk: the run's largest controller-input jerk (rad/s^3), not only at chunk switches.")
+            lines.append(f"{100 * fraction:>7.0f}% {name:<22} " + _cells(r))
+    lines.extend(LEGEND)
     return "\n".join(lines) + "\n"
 
 
