@@ -74,6 +74,11 @@ def planner_launch(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     )
 
 
+# Start-up (model load + warm-up at configure) took > 90 s in 2 of 6 runs on a 2-core machine shared with other
+# jobs; these are waits for an event, so a generous bound costs nothing when the machine is idle.
+STARTUP_S = 240.0
+
+
 def _state(peer: TestPeer, node: str) -> str:
     cli = peer.node.create_client(GetState, f"/{NS}/{node}/get_state")
     try:
@@ -90,8 +95,8 @@ def _state(peer: TestPeer, node: str) -> str:
 @pytest.mark.launch(fixture=planner_launch)
 def test_both_nodes_reach_active(domain_id: int) -> None:
     with TestPeer(domain_id) as peer:
-        assert wait_until(lambda: _state(peer, "planner_node") == "active", timeout=90)
-        assert wait_until(lambda: _state(peer, "safety_node") == "active", timeout=30)
+        assert wait_until(lambda: _state(peer, "planner_node") == "active", timeout=STARTUP_S)
+        assert wait_until(lambda: _state(peer, "safety_node") == "active", timeout=STARTUP_S)
 
 
 @pytest.mark.launch(fixture=planner_launch)
@@ -109,7 +114,7 @@ def test_declared_topics_exist_with_types(domain_id: int) -> None:
             types = dict(peer.node.get_topic_names_and_types())
             return all(t in types.get(name, []) for name, t in expected.items())
 
-        assert wait_until(all_present, timeout=90), dict(peer.node.get_topic_names_and_types())
+        assert wait_until(all_present, timeout=STARTUP_S), dict(peer.node.get_topic_names_and_types())
 
 
 @pytest.mark.launch(fixture=planner_launch)
@@ -123,11 +128,11 @@ def test_image_and_goal_produce_setpoints(domain_id: int) -> None:
         joints = peer.publisher(JointState, f"/{NS}/joint_states")
         image_pub = peer.publisher(Image, f"/{NS}/image_raw")
         goal_pub = peer.publisher(String, f"/{NS}/goal", GOAL_QOS)
-        assert peer.wait_for_subscribers(image_pub, timeout=90)
+        assert peer.wait_for_subscribers(image_pub, timeout=STARTUP_S)
         img = Image(height=64, width=64, encoding="rgb8", step=64 * 3)
         img.data = np.full((64, 64, 3), 128, np.uint8).tobytes()
         names = [f"panda_joint{i}" for i in range(1, 8)] + ["gripper"]
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + STARTUP_S
         # The safety node streams (a hold at the measured state) before any plan, so wait for a plan and its
         # status first, then for setpoints received after the status.
         while time.monotonic() < deadline and not (plans.messages and status.messages):

@@ -3,7 +3,7 @@
 Usage::
 
     python -m cosmos_ros.tools.eval_closed_loop --episodes 50 [--model-path DIR] [--latency-fraction F]
-        [--rows trained,random,expert] [--first-seed 1000000] [--num-inference-steps 10]
+        [--rows trained,random,expert] [--first-seed 1000000] [--num-inference-steps 10] [--backend fast]
 
 Rows (each: N seeded episodes, the same seeds):
 
@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-fraction", type=float, default=0.0, help="emulated latency / chunk duration")
     p.add_argument("--chunk-duration", type=float, default=16 / 15, help="s (chunk 16 at 15 Hz)")
     p.add_argument("--num-inference-steps", type=int, default=10)
+    p.add_argument("--backend", default="", help="planner backend (diffusers | fast; default: the node's)")
     p.add_argument("--plan-rate-hz", type=float, default=1.0, help="camera frames (plans) per sim second")
     p.add_argument("--work-dir", default="", help="keep records here (default: a temporary directory)")
     p.add_argument("--json", default="", help="also write the results as JSON here")
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_row(
             row, args.episodes, args.first_seed, model, action_space, latency, args.num_inference_steps,
             work, (pick_domain_id() + i - 1) % 100 + 1, plan_rate_hz=args.plan_rate_hz,
+            planner_overrides={"backend": args.backend} if args.backend and row != "expert" else None,
         )  # fmt: skip
         print(f"[eval] {row}: {result.success_rate:.1f}% in {result.wall_s:.0f} s wall", flush=True)
         results.append(result)
