@@ -429,6 +429,9 @@ class FastPolicyBackend:
         """
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
+        # Upload the prefix before the encoder's GPU work is queued: a copy from pageable host memory waits
+        # for the stream, so after prepare() it would stall the loop's first launches until the encoder ends.
+        uploaded = self._upload_prefix(request)
         plan = self.prepare(request, generator, timings)
         dev = self.device
 
@@ -444,7 +447,7 @@ class FastPolicyBackend:
         velocities = torch.zeros(steps, x0_state.numel(), device=dev, dtype=torch.float32)
         state = x0_state
         n_vis = math.prod(plan.latent_shape)
-        pin = self._prefix_velocity(request, plan, n_vis)
+        pin = self._prefix_velocity(request, plan, n_vis, uploaded)
         for i in range(steps):
             v = steppers[0](state, plan.tembs[i : i + 1])
             if len(steppers) > 1:
@@ -469,8 +472,22 @@ class FastPolicyBackend:
         timings["total"] = time.perf_counter() - t_start
         return actions.astype(np.float32), video, timings
 
+    def _upload_prefix(self, request: PolicyRequest) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The prefix's actions ``[chunk, raw]`` and weights ``[chunk, 1]`` on the device, or ``None``."""
+        prefix = request.prefix
+        if prefix is None:
+            return None
+        dev = self.device
+        actions = torch.from_numpy(np.ascontiguousarray(prefix.actions, dtype=np.float32)).to(dev)
+        weights = torch.from_numpy(np.ascontiguousarray(prefix.weights, dtype=np.float32)).to(dev)
+        return actions, weights.view(-1, 1)
+
     def _prefix_velocity(
-        self, request: PolicyRequest, plan: PreparedPlan, n_vis: int
+        self,
+        request: PolicyRequest,
+        plan: PreparedPlan,
+        n_vis: int,
+        uploaded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The velocity that keeps an action row on the prefix, and the rows' weights (``None``: no prefix).
 
@@ -492,12 +509,14 @@ class FastPolicyBackend:
                 f"prefix has {prefix.actions.shape[1]} action columns, domain {request.domain_name!r} has "
                 f"{plan.raw_dim}"
             )
-        dev = self.device
-        target = torch.zeros(request.chunk_size, self.action_dim, device=dev, dtype=torch.float32)
-        target[:, : plan.raw_dim] = torch.from_numpy(prefix.actions).to(dev)
+        if uploaded is None:
+            uploaded = self._upload_prefix(request)
+            assert uploaded is not None
+        actions, weights = uploaded
+        target = torch.zeros(request.chunk_size, self.action_dim, device=self.device, dtype=torch.float32)
+        target[:, : plan.raw_dim] = actions
         noise = plan.x0_state[n_vis:].view(request.chunk_size, self.action_dim)
-        c = -float(plan.coef_b[-1].sum())
-        weights = torch.from_numpy(prefix.weights).to(dev).view(-1, 1)
+        c = -plan.coef_b[-1].sum()  # stays on the device: float() here would wait for the encoder's work
         return (noise - target) / c, weights
 
     def image_tensor(self, image: np.ndarray) -> Any:
