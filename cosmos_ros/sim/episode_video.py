@@ -49,7 +49,11 @@ class VideoConfig:
     overlay: bool = True  # False: the bare re-rendered camera images (tests compare them with live renders)
 
     def __post_init__(self) -> None:
-        if isinstance(self.every_ticks, bool) or not isinstance(self.every_ticks, int) or self.every_ticks < 1:
+        if (
+            isinstance(self.every_ticks, bool)
+            or not isinstance(self.every_ticks, int)
+            or self.every_ticks < 1
+        ):
             raise ValueError(f"every_ticks must be an integer >= 1, got {self.every_ticks!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 32 <= self.size <= 1024:
             raise ValueError(f"size must be an integer in [32, 1024], got {self.size!r}")

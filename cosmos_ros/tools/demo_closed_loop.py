@@ -1,4 +1,4 @@
-"""The closed-loop demo: seeded episodes of the simulated Panda driven by a trained policy through the real nodes.
+"""The closed-loop demo: seeded episodes of the simulated Panda, a trained policy driving it via the nodes.
 
     ros2 run cosmos_ros demo_closed_loop                                  # committed tiny policy, seeds 1-3
     ros2 run cosmos_ros demo_closed_loop --first-seed 2 --episodes 1 --model-path /tmp/my_policy
@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_ros.sim.episode_video import EpisodePlan, VideoConfig, plans_for_episode, render_episode, write_gif
+from cosmos_ros.sim.episode_video import (
+    EpisodePlan,
+    VideoConfig,
+    plans_for_episode,
+    render_episode,
+    write_gif,
+)
 from cosmos_ros.sim.records import load_record
 
 ROWS = ("trained", "random", "expert")
@@ -169,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="artifacts/demo", help="output directory (GIFs, plots, summary, records)")
     p.add_argument("--row", default="trained", choices=ROWS, help="who plans: model, random weights, expert")
-    p.add_argument("--model-path", default="", help="trained pipeline dir; default: the committed tiny policy")
+    p.add_argument(
+        "--model-path", default="", help="trained pipeline dir; default: the committed tiny policy"
+    )
     p.add_argument("--action-space", default="", help="profile; default: <model-path>/action_space.yaml")
     p.add_argument("--first-seed", type=int, default=1, help="seed of the first episode")
     p.add_argument("--episodes", type=int, default=3, help="episodes (seeds first-seed, first-seed + 1, ...)")
