@@ -20,6 +20,7 @@ Overlay, projected with the camera's own view and projection (``cosmos_ros.sim.c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +170,10 @@ def render_episode(
                 image = _overlay(image, record, k * tick_s, path_uv, trail_uv, outcome=last)
             out.frames.append(image)
             out.ticks.append(k)
-            out.durations_ms.append(round(1000 * video.every_ticks * tick_s))
-        if out.durations_ms:
-            out.durations_ms[-1] = max(out.durations_ms[-1], round(1000 * video.hold_last_s))
+        # Real time: a frame shows until the next one's tick; the outcome frame is held.
+        out.durations_ms = [round(1000 * (b - a) * tick_s) for a, b in itertools.pairwise(ticks)]
+        if ticks:
+            out.durations_ms.append(round(1000 * max(video.hold_last_s, video.every_ticks * tick_s)))
         return out
     finally:
         sim.close()

@@ -169,6 +169,17 @@ def run(args: argparse.Namespace) -> tuple[Any, list[dict]]:
     return result, episodes
 
 
+def _held_out_seeds(args: argparse.Namespace) -> set[int] | None:
+    """Episode seeds the model's ``training.json`` lists as held out (None: no such record)."""
+    from cosmos_ros.models import PANDA_TOUCH_TINY
+
+    path = Path(args.model_path or PANDA_TOUCH_TINY) / "training.json"
+    try:
+        return {int(s) for s in json.loads(path.read_text())["held_out_episodes"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="demo_closed_loop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,9 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table([result]))
     print()
+    held_out = _held_out_seeds(args) if args.row == "trained" else None
     for e in episodes:
         outcome = f"SUCCESS at {e['time_to_success_s']:.2f} s" if e["success"] else "no success"
-        print(f"[demo] seed {e['seed']} ({e['goal']!r}): {outcome}; {e['plans_drawn']} plans drawn")
+        scene = ""
+        if held_out is not None:
+            e["held_out_in_training"] = e["seed"] in held_out
+            scene = "; training.json: " + ("HELD-OUT scene" if e["seed"] in held_out else "not held out")
+        print(f"[demo] seed {e['seed']} ({e['goal']!r}): {outcome}; {e['plans_drawn']} plans drawn{scene}")
         print(f"         {e['gif']}  ({e['frames']} frames, {e['gif_bytes'] / 1e3:.0f} kB)")
         print(f"         {e['setpoint_plot']}")
     summary = Path(args.out).resolve() / "closed_loop_summary.json"
