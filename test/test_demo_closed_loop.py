@@ -201,3 +201,18 @@ def test_demo_with_the_expert_writes_a_gif_and_a_plot(tmp_path: Path):
         assert (gif.n_frames, gif.size) == (expected, (96, 96)) and episode["frames"] == expected
     with Image.open(out / "episode_2_setpoints.png") as png:
         assert png.size[0] > 400 and png.size[1] > 300
+
+
+def test_set_joint_positions_refuses_bad_poses(config):
+    sim = PandaSim(config)
+    try:
+        sim.reset(1)
+        start = sim.joint_positions()
+        for bad in (start[:7], np.append(start[:7], math.nan)):
+            with pytest.raises(ValueError, match="finite values"):
+                sim.set_joint_positions(bad)
+        np.testing.assert_array_equal(sim.joint_positions(), start)  # nothing was moved
+        sim.set_joint_positions(start + 0.1 * np.array([1, 1, 1, 1, 1, 1, 1, 0]))
+        np.testing.assert_allclose(sim.joint_positions(), start + 0.1 * np.array([1, 1, 1, 1, 1, 1, 1, 0]))
+    finally:
+        sim.close()
