@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY_POINTS = ("planner_node", "safety_node", "planner_and_safety", "replay", "demo", "make_tiny_model")
+ENTRY_POINTS = (
+    "planner_node",
+    "safety_node",
+    "planner_and_safety",
+    "replay",
+    "demo",
+    "demo_closed_loop",
+    "make_tiny_model",
+)
 
 
 def _check_layout(prefix: Path) -> None:

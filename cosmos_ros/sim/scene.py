@@ -232,6 +232,20 @@ class PandaSim:
     def timed_out(self) -> bool:
         return self.time_s >= self.config.task.time_limit_s - 1e-9
 
+    def set_joint_positions(self, q: Sequence[float] | np.ndarray) -> None:
+        """Teleport the arm to ``q`` (:data:`JOINT_NAMES` order, gripper = opening split over both fingers).
+
+        For re-rendering a recorded episode and forward kinematics only: it sets the state, with zero
+        velocities, and bypasses the controllers. Do not ``tick()`` an episode after calling it.
+        """
+        assert self.model is not None, "reset() first"
+        values = np.asarray(q, dtype=np.float64)
+        if values.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(values)):
+            raise ValueError(f"q must be {len(JOINT_NAMES)} finite values ({JOINT_NAMES}), got {q!r}")
+        nine = [*values[:7], values[7] / 2, values[7] / 2]
+        for index, v in zip(self.model.indices, nine, strict=True):
+            self._p.resetJointState(self._robot, index, float(v), 0.0, physicsClientId=self._client)
+
     def render(self) -> np.ndarray:
         """The fixed camera's RGB image, uint8 [H, W, 3] (CPU renderer)."""
         p, cam = self._p, self.config.camera

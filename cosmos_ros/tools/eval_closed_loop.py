@@ -65,6 +65,12 @@ class RowResult:
     switch_velocity_step: float = 0.0
     wall_s: float = 0.0
     error: str = ""
+    # What the peer saw, for tools that draw the episodes (tools/demo_closed_loop): every plan's arm-joint
+    # targets at absolute sim times, the sim time at which the safety node took each streamed plan, and the
+    # sim time at which each episode (by seed) started.
+    plan_samples: list[PlanSample] = field(default_factory=list)
+    switch_times: dict[int, float] = field(default_factory=dict)
+    episode_starts: dict[int, float] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -144,6 +150,17 @@ def count_plan_jumps(plans: Sequence[Any], statuses: Sequence[Any], result: RowR
     }
     samples = [p for p in (plan_sample(m) for m in plans) if p is not None]
     result.plan_jumps.extend(plan_jumps(samples, switch_times))
+    result.plan_samples.extend(samples)
+    result.switch_times.update(switch_times)
+
+
+def episode_starts(episodes: Sequence[Any]) -> dict[int, float]:
+    """Seed -> sim time (s) of episode time 0, from ``SimEpisode`` messages of the running phase or later."""
+    return {
+        int(m.seed): m.start_time.sec + m.start_time.nanosec * 1e-9
+        for m in episodes
+        if int(m.phase) >= 1  # SimEpisode.PHASE_RUNNING: start_time is this episode's (not the previous)
+    }
 
 
 def count_statuses(statuses: Sequence[Any], result: RowResult) -> None:
@@ -179,7 +196,9 @@ def run_row(
     planner_overrides: dict[str, Any] | None = None,
 ) -> RowResult:
     """Start safety + planner (or expert) + sim, run the episodes, collect and check the results."""
-    from cosmos_ros.msg import ActionSequence, SafetyStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from cosmos_ros.msg import ActionSequence, SafetyStatus, SimEpisode
     from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_active
 
     result = RowResult(row)
@@ -227,6 +246,10 @@ def run_row(
     with TestPeer(domain_id, name=f"eval_{row}") as peer:
         statuses = peer.record(SafetyStatus, "/safety_status", 100)
         plan_msgs = peer.record(ActionSequence, "/action_sequence", 100)
+        latched = QoSProfile(
+            depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        episode_msgs = peer.record(SimEpisode, "/sim_episode", latched)
         with safety, planner:
             if not (wait_active(peer, "safety_node", 120) and wait_active(peer, "planner_node", 300)):
                 result.error = (
@@ -240,6 +263,7 @@ def run_row(
             time.sleep(0.5)  # the last statuses are in flight
         count_statuses(statuses.messages, result)
         count_plan_jumps(plan_msgs.messages, statuses.messages, result)
+        result.episode_starts = episode_starts(episode_msgs.messages)
     check_records(record_dir, result)
     result.wall_s = time.monotonic() - t0
     return result
