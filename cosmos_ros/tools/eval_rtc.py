@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> str:
         f"{'jump max':>9} {'jump p50':>9} {'sw jerk':>9} {'sw dv':>7} {'max jerk':>9} {'plans':>6} "
         f"{'rejected':>8} {'timeouts':>8}",
     ]
+    print("\n".join(lines), flush=True)
     fractions = [float(f) for f in args.fractions.split(",")]
     names = args.schedules.split(",") if args.schedules else list(SCHEDULES)
     for fraction in fractions:
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> str:
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
             )
             lines.append(f"{100 * fraction:>7.0f}% {name:<22} " + _cells(r))
+            print(lines[-1], flush=True)  # a long run's finished cells stay visible if it is stopped
     lines.extend(LEGEND)
     return "\n".join(lines) + "\n"
 
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="", help="also write the table to this file")
     args = p.parse_args(argv)
     text = run(args)
-    sys.stdout.write(text)
+    sys.stdout.write("\n".join(LEGEND) + "\n")
     if args.out:
         Path(args.out).write_text(text)
     return 0

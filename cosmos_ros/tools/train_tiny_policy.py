@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         help="safety net: stop after this many seconds of training (recorded in training.json)",
     )
     parser.add_argument(
+        "--init-from", default=None, help="continue from this pipeline directory's transformer (same size)"
+    )
+    parser.add_argument(
         "--profile-out", help="also copy the profile YAML here (e.g. config/action_spaces/...)"
     )
     args = parser.parse_args(argv)
@@ -134,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         on_step=_progress(cfg.steps, "train"),
         time_limit_s=args.time_limit_s,
+        init_from=args.init_from,
     )
     out = save_policy(result, args.out, cfg, shape, train, profile_name=args.profile_name)
     record = json.loads((out / TRAINING_FILE).read_text())
     record["held_out_episodes"] = held_out_episodes
+    record["init_from"] = str(args.init_from) if args.init_from else None
     record["demos"]["file"] = (
         str(args.demos) if args.demos else f"synthetic(episodes={args.synthetic_episodes})"
     )

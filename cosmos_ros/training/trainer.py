@@ -238,6 +238,21 @@ def reinit_action_heads(transformer: Any) -> None:
         torch.nn.init.zeros_(head.bias.weight)
 
 
+def load_transformer_weights(transformer: Any, pipeline_dir: str | Path) -> None:
+    """Continue from a saved pipeline's transformer (same size; a new run's schedule starts over)."""
+    from safetensors.torch import load_file
+
+    path = Path(pipeline_dir) / "transformer" / "diffusion_pytorch_model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: no transformer weights at {path}")
+    missing, unexpected = transformer.load_state_dict(load_file(str(path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"--init-from {pipeline_dir}: another transformer size (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
+        )
+
+
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
@@ -253,6 +268,7 @@ def train_policy(
     on_step: Callable[[int, float, float], None] | None = None,
     on_encode: Callable[[int], None] | None = None,
     time_limit_s: float | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train on ``demos``; ``on_step(step, loss, action_loss)`` after each step (for a progress bar).
 
@@ -285,7 +301,10 @@ def train_policy(
 
     transformer = pipe.transformer
     torch.manual_seed(cfg.seed)
-    reinit_action_heads(transformer)
+    if init_from is not None:
+        load_transformer_weights(transformer, init_from)
+    else:
+        reinit_action_heads(transformer)
     transformer.train()
     pipe.vae.requires_grad_(False)
     prompts = PromptCache(pipe, (1, *tuple(latents.shape[1:])), shape, height, width_px, dev)
