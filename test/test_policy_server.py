@@ -97,7 +97,7 @@ def _client(address: str, served: wire.ServedModel = SERVED, **kw: object) -> Re
                                served)  # type: ignore[arg-type]  # fmt: skip
 
 
-# ---- messages ---------------------------------------------------------------------------------------------
+# ---- messages ----------------------------------------------------------------------------------------------
 def test_request_round_trip_keeps_every_field_and_the_prefix() -> None:
     prefix = ActionPrefix(
         actions=np.arange(16 * 10, dtype=np.float32).reshape(16, 10) / 100,
@@ -162,7 +162,7 @@ def test_client_config_names_the_bad_field(field: str, value: object) -> None:
         ClientConfig(**kw)  # type: ignore[arg-type]
 
 
-# ---- over the wire --------------------------------------------------------------------------------------------
+# ---- over the wire -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("transport", ["unix+shm", "unix inline", "tcp"])
 def test_plan_over_each_transport_returns_what_the_backend_computed(server: Server, transport: str) -> None:
     address = server.unix if transport.startswith("unix") else f"127.0.0.1:{server.tcp_port}"
@@ -182,12 +182,14 @@ def test_plan_over_each_transport_returns_what_the_backend_computed(server: Serv
 
 
 def _own_segments(client: RemotePolicyBackend) -> list[str]:
-    return [client._slot.name] if client._slot.name and os.path.exists(f"{SHM_DIR}/{client._slot.name}") else []
+    return (
+        [client._slot.name] if client._slot.name and os.path.exists(f"{SHM_DIR}/{client._slot.name}") else []
+    )
 
 
 def test_unreachable_server_fails_connect_within_the_timeout(tmp_path: Path) -> None:
     client = RemotePolicyBackend(ClientConfig(f"unix://{tmp_path}/none.sock", connect_timeout_s=0.5), SERVED)
-    with pytest.raises(ServerUnavailableError, match="did not answer within 0.5 s"):
+    with pytest.raises(ServerUnavailableError, match=r"did not answer within 0\.5 s"):
         client.connect()
     client.close()
 
@@ -314,6 +316,8 @@ def test_client_side_modules_compile_on_python_3_10() -> None:
     import cosmos_ros
 
     root = Path(cosmos_ros.__file__).parent
-    files = [root / "policy_server" / f for f in ("__init__.py", "errors.py", "wire.py", "shm.py", "client.py")]
+    files = [
+        root / "policy_server" / f for f in ("__init__.py", "errors.py", "wire.py", "shm.py", "client.py")
+    ]
     code = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f, feature_version=(3, 10))"
     subprocess.run([str(PY310), "-c", code, *map(str, files)], check=True, timeout=60)

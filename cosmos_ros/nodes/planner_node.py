@@ -288,7 +288,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "server_connect_timeout_s": (
         5.0,
-        describe("Longest wait for the policy server at configure and per reconnect (s)", float_range=(0.1, 600.0)),
+        describe(
+            "Longest wait for the policy server at configure and per reconnect (s)", float_range=(0.1, 600.0)
+        ),
     ),
     "server_call_timeout_s": (
         30.0,

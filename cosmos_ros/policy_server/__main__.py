@@ -33,10 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Backend factory keyword (e.g. precision=fp8); repeatable")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
-    p.add_argument("--action-space", default="umi_pose_gripper", help="Action-space profile name or YAML path")
+    p.add_argument(
+        "--action-space", default="umi_pose_gripper", help="Action-space profile name or YAML path"
+    )
     p.add_argument("--chunk-size", type=int, default=16, help="Actions per plan served (multiple of 4)")
-    p.add_argument("--listen", action="append", default=[], metavar="ADDRESS",
-                   help="unix:///path.sock (same host, shared-memory frames) or host:port; repeatable")  # fmt: skip
+    listen_help = "unix:///path.sock (same host, frames in shared memory) or host:port; repeatable"
+    p.add_argument("--listen", action="append", default=[], metavar="ADDRESS", help=listen_help)
     p.add_argument("--max-workers", type=int, default=8, help="gRPC threads (calls queue for the model)")
     p.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call on a grey frame")
     p.add_argument("--log-level", default="INFO")
@@ -59,7 +61,7 @@ def _backend_options(pairs: list[str]) -> dict[str, str]:
 
 
 def load_service(args: argparse.Namespace) -> PolicyService:
-    """Load the model (``PolicyRuntime.from_config``) and wrap its backend. Raises with the loader's message."""
+    """Load the model (``PolicyRuntime.from_config``), wrap its backend. Raises with the loader's message."""
     from cosmos_ros.runtime.options import PolicyOptions
     from cosmos_ros.runtime.policy import PolicyRuntime
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    where = [a if p == 0 else f"{a.rsplit(':', 1)[0]}:{p}" for a, p in zip(args.listen, ports)]
+    where = [a if p == 0 else f"{a.rsplit(':', 1)[0]}:{p}" for a, p in zip(args.listen, ports, strict=True)]
     # Tests and scripts wait for this line: the server is bound and answers from here on.
     LOG.info("serving %s on %s (instance %s)", service.served, ", ".join(where), service.instance_id)
     while not stop.wait(timeout=0.5):  # wakes to let the signal handler's flag end the loop

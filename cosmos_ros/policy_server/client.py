@@ -1,12 +1,12 @@
-"""The ``server`` backend: a ``PolicyBackend`` whose model runs in a policy server (``cosmos_ros.policy_server``).
+"""The ``server`` backend: a ``PolicyBackend`` whose model runs in a policy server process.
 
 Imports NumPy, protobuf, gRPC and the package's pure core only (no torch, no diffusers), and is valid Python
 3.10: this is all the planner node needs on Humble / JetPack 6.
 
 Connection life cycle:
 - ``connect`` (the planner's configure): wait for the channel up to ``connect_timeout_s``, then the handshake
-  (``GetInfo``), checked by ``wire.compatibility_problems``. Unreachable -> ``ServerUnavailableError``; another
-  model/profile/version -> ``IncompatibleServerError``; either fails configure with the reason.
+  (``GetInfo``), checked by ``wire.compatibility_problems``. Unreachable -> ``ServerUnavailableError``;
+  another model/profile/version -> ``IncompatibleServerError``; either fails configure with the reason.
 - ``run``: one ``Plan`` call with a deadline. A failed call raises ``ServerUnavailableError`` (the node counts
   it; no plan is made) and marks the server unverified; the next ``run`` redoes the handshake first, so a
   restarted server, or one now serving something else, is checked before any of its results is used. gRPC
@@ -45,9 +45,10 @@ class ClientConfig:
     Attributes:
         address: ``unix:///path.sock`` (same host; frames through shared memory) or ``host:port``.
         connect_timeout_s: Longest wait for the server at connect and for each re-handshake (s, > 0).
-        call_timeout_s: Deadline of one plan call (s, > 0); longer than the slowest inference, queueing included.
+        call_timeout_s: Deadline of one plan call (s, > 0): above the slowest inference, queueing included.
         shared_memory: Hand frames over in shared memory when the address is ``unix:`` and the server accepts.
-        reconnect_backoff_max_s: Cap of gRPC's reconnect backoff (s, > 0): how soon a restarted server is seen.
+        reconnect_backoff_max_s: Cap of gRPC's reconnect backoff (s, > 0): how soon a restarted server is
+            seen.
         client_name: Shown in the server's log (e.g. the node's name).
     """
 
@@ -171,7 +172,7 @@ class RemotePolicyBackend:
             reply = self._plan(msg, timeout=self.config.call_timeout_s, wait_for_ready=False)
         except grpc.RpcError as exc:
             self._failed(exc)
-            code = exc.code()  # type: ignore[attr-defined]
+            code = exc.code()
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise ValueError(f"policy server refused the request: {_details(exc)}") from exc
             if code in _UNAVAILABLE_CODES:
@@ -184,12 +185,14 @@ class RemotePolicyBackend:
         t3 = time.perf_counter()
         with self._lock:
             self._stats["calls_ok"] += 1
-        out.timings.update({"client_encode": t1 - t0, "rpc": t2 - t1, "client_decode": t3 - t2, "total": t3 - t0})
+        out.timings.update(
+            {"client_encode": t1 - t0, "rpc": t2 - t1, "client_decode": t3 - t2, "total": t3 - t0}
+        )
         return out
 
     def _failed(self, exc: grpc.RpcError) -> None:
         code = _code(exc)
-        if exc.code() in _UNAVAILABLE_CODES:  # type: ignore[attr-defined]
+        if exc.code() in _UNAVAILABLE_CODES:
             self._verified = False  # check the server again before trusting another answer
         with self._lock:
             self._stats["calls_failed"] += 1

@@ -11,6 +11,7 @@ Only used with a ``unix:`` address (the socket path proves both ends share a hos
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
@@ -95,10 +96,8 @@ class SegmentCache:
     def _close_one(self) -> None:
         name = next(iter(self._open))
         mm = self._open.pop(name)
-        try:
+        with contextlib.suppress(BufferError):  # a view still alive: the mapping goes when the view does
             mm.close()
-        except BufferError:  # a view still alive: the mapping goes when the view does
-            pass
 
     def close(self) -> None:
         while self._open:

@@ -3,8 +3,8 @@
 Why gRPC + protobuf (see docs/policy_server.md): the transport, framing, deadlines, status codes and
 reconnection are an existing, widely deployed RPC framework's (what lerobot's async inference uses), not a
 protocol of ours; what is ours is only the few messages below. The messages are built from this table at
-import time (``descriptor_pb2``) instead of ``protoc``-generated code, because generated ``*_pb2.py`` files pin
-the protobuf runtime to the generator's major version, and the planner side runs on whatever protobuf a
+import time (``descriptor_pb2``) instead of ``protoc``-generated code, because generated ``*_pb2.py`` files
+pin the protobuf runtime to the generator's major version, and the planner side runs on whatever protobuf a
 Python 3.10 / Humble machine has; a descriptor built at run time works on every protobuf >= 3.20.
 
 Versioning: ``PROTOCOL_VERSION`` changes whenever a message or a field's meaning changes; fields are only ever
@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from cosmos_ros import __version__ as PACKAGE_VERSION
+from cosmos_ros import __version__
 from cosmos_ros.runtime.backend import ActionPrefix, PolicyRequest, RawPolicyOutput
 
 PROTOCOL_VERSION = 1
+PACKAGE_VERSION = __version__
 SERVICE = "cosmos_ros.policy.v1.PolicyService"
 INFO_METHOD = f"/{SERVICE}/GetInfo"
 PLAN_METHOD = f"/{SERVICE}/Plan"
@@ -130,7 +131,7 @@ PlanRequestMsg = _MSG["PlanRequest"]
 PlanReplyMsg = _MSG["PlanReply"]
 
 
-# ---- what a server serves and what a client expects ----------------------------------------------------------
+# ---- what a server serves and what a client expects --------------------------------------------------------
 @dataclass(frozen=True)
 class ServedModel:
     """What a server serves; sent in ``ServerInfo`` and checked by the client at connect.
@@ -208,9 +209,9 @@ def describe_info(info: Any) -> str:
     )
 
 
-# ---- PolicyRequest <-> PlanRequest ---------------------------------------------------------------------------
+# ---- PolicyRequest <-> PlanRequest -------------------------------------------------------------------------
 def request_to_msg(request: PolicyRequest, instance_id: str, shm_name: str = "") -> Any:
-    """The message of ``request``; the frame goes inline unless it was placed in shared memory ``shm_name``."""
+    """The message of ``request``; the frame goes inline unless it is in shared memory ``shm_name``."""
     h, w = request.image.shape[:2]
     msg = PlanRequestMsg(
         instance_id=instance_id,
@@ -249,7 +250,9 @@ def msg_to_request(msg: Any, image: np.ndarray | None = None) -> PolicyRequest:
     if image is None:
         expected = msg.height * msg.width * 3
         if len(msg.image) != expected:
-            raise ValueError(f"image has {len(msg.image)} bytes, {msg.width}x{msg.height} RGB needs {expected}")
+            raise ValueError(
+                f"image has {len(msg.image)} bytes, {msg.width}x{msg.height} RGB needs {expected}"
+            )
         image = np.frombuffer(msg.image, dtype=np.uint8).reshape(msg.height, msg.width, 3)
     prefix = None
     if msg.has_prefix:
@@ -309,5 +312,5 @@ def msg_to_output(msg: Any) -> RawPolicyOutput:
         video = np.frombuffer(msg.video, dtype=np.uint8).reshape(shape).copy()
     if len(msg.timing_names) != len(msg.timing_values):
         raise ValueError("reply timing names and values differ in length")
-    timings = {f"server_{k}": float(v) for k, v in zip(msg.timing_names, msg.timing_values)}
+    timings = {f"server_{k}": float(v) for k, v in zip(msg.timing_names, msg.timing_values, strict=True)}
     return RawPolicyOutput(actions=actions, video=video, timings=timings)
