@@ -88,7 +88,9 @@ class PolicyService:
             t0 = time.perf_counter()
             try:
                 policy_request = self._request(request)
+                tb = time.perf_counter()
                 out = self.backend.run(policy_request)
+                t_backend = time.perf_counter() - tb
                 del policy_request  # drop the shared-memory view before the client may reuse the segment
                 reply = wire.output_to_msg(out, self.instance_id)
             except ValueError as exc:
@@ -98,8 +100,10 @@ class PolicyService:
                 context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             self.calls += 1
             t1 = time.perf_counter()
-        reply.timing_names.extend(["queue", "handler"])
-        reply.timing_values.extend([t0 - t_wait, t1 - t0])
+        # queue: waiting for the model lock (other clients); backend: the model call; handler: all of it but
+        # the queue (request decode + backend + reply encode). The client adds the transport around it.
+        reply.timing_names.extend(["queue", "backend", "handler"])
+        reply.timing_values.extend([t0 - t_wait, t_backend, t1 - t0])
         return reply
 
     def _request(self, msg: Any) -> Any:
