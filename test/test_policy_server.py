@@ -25,10 +25,12 @@ from cosmos_ros.runtime.backend import ActionPrefix, PolicyRequest, RawPolicyOut
 
 SERVED = wire.ServedModel("tiny_a", "umi_pose_gripper", "umi", 10, 16)
 READY_S = 10.0
+# Column offsets: rows differ per request, columns differ so decoded 6D rotations are not degenerate.
+COLS = np.array([0.0, 1.0, 2.0, 3.0, 0.5, -2.0, 1.5, 7.0, -3.0, 4.0])
 
 
 class EchoBackend:
-    """Row k of the actions is (mean pixel + seed + k); records the image shapes it saw."""
+    """Entry [k, j] of the actions is (mean pixel + seed + k + COLS[j]); records what it saw."""
 
     name = "echo"
 
@@ -40,7 +42,7 @@ class EchoBackend:
             raise RuntimeError("model exploded")
         self.seen.append((r.image.shape, r.prefix is not None))
         rows = float(r.image.astype(np.float64).mean()) + r.seed + np.arange(r.chunk_size, dtype=np.float64)
-        actions = np.repeat(rows[:, None], 10, axis=1).astype(np.float32)
+        actions = (rows[:, None] + COLS[None, :]).astype(np.float32)
         return RawPolicyOutput(actions=actions, timings={"total": 0.0})
 
 
@@ -52,7 +54,7 @@ def _request(seed: int = 3, h: int = 48, w: int = 64, **kw: object) -> PolicyReq
 
 def _expected(req: PolicyRequest) -> np.ndarray:
     rows = float(req.image.astype(np.float64).mean()) + req.seed + np.arange(16, dtype=np.float64)
-    return np.repeat(rows[:, None], 10, axis=1).astype(np.float32)
+    return (rows[:, None] + COLS[None, :]).astype(np.float32)
 
 
 class Server:
@@ -321,3 +323,37 @@ def test_client_side_modules_compile_on_python_3_10() -> None:
     ]
     code = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f, feature_version=(3, 10))"
     subprocess.run([str(PY310), "-c", code, *map(str, files)], check=True, timeout=60)
+
+
+def test_runtime_with_server_backend_decodes_the_servers_actions(server: Server) -> None:
+    """``backend="server"`` through the registry: nothing is loaded here, the profile decodes the reply."""
+    from cosmos_ros.runtime.policy import PolicyRuntime
+
+    rt = PolicyRuntime.from_config(
+        "/robot/models/tiny_a",
+        profile="umi_pose_gripper",
+        backend="server",
+        options={"chunk_size": 16, "num_inference_steps": 2},
+        backend_options={"address": server.unix, "connect_timeout_s": READY_S},
+    )
+    try:
+        image = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        res = rt.plan(image, "pick", seed=5)
+        req = PolicyRequest(image=image, prompt="pick", domain_name="umi", chunk_size=16, seed=5)
+        assert np.allclose(res.raw_actions, _expected(req), atol=1e-3)
+        assert res.backend == "server" and res.values.shape == (16, 8)
+        assert {"plan_total", "decode_actions", "rpc", "server_backend"} <= set(res.timings)
+    finally:
+        rt.backend.close()
+
+
+def test_runtime_with_server_backend_fails_fast_when_unreachable(tmp_path: Path) -> None:
+    from cosmos_ros.runtime.policy import PolicyRuntime
+
+    with pytest.raises(ServerUnavailableError, match=r"none\.sock"):
+        PolicyRuntime.from_config(
+            "tiny_a",
+            backend="server",
+            options={"chunk_size": 16},
+            backend_options={"address": f"unix://{tmp_path}/none.sock", "connect_timeout_s": 0.3},
+        )
