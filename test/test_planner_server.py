@@ -205,3 +205,21 @@ def test_configure_refuses_missing_server_other_model_and_other_version(
     finally:
         _finish(rig)
         old.stop()
+
+
+def test_planner_with_server_backend_imports_no_model_stack(tmp_path: Path) -> None:
+    """The node module plus a server-backend configure attempt load no torch/diffusers/transformers."""
+    code = (
+        "import sys\n"
+        "import cosmos_ros.nodes.planner_node\n"
+        "from cosmos_ros.policy_server.errors import ServerUnavailableError\n"
+        "from cosmos_ros.runtime.policy import PolicyRuntime\n"
+        "try:\n"
+        "    PolicyRuntime.from_config('tiny', backend='server', options={'chunk_size': 16},\n"
+        f"        backend_options={{'address': 'unix://{tmp_path}/none.sock', 'connect_timeout_s': 0.2}})\n"
+        "except ServerUnavailableError:\n"
+        "    pass\n"
+        "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=tempfile.gettempdir())

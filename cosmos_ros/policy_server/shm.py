@@ -52,8 +52,10 @@ class FrameSlot:
         """Unlink and unmap the segment (idempotent)."""
         if self._shm is not None:
             shm, self._shm = self._shm, None
-            shm.close()
-            shm.unlink()
+            shm.unlink()  # first: the name goes even if the mapping cannot be closed yet
+            # A cleanup racing a put() still writing (its view alive): the mapping goes with the view.
+            with contextlib.suppress(BufferError):
+                shm.close()
 
 
 class SegmentCache:
