@@ -194,6 +194,13 @@ def test_configure_refuses_missing_server_other_model_and_other_version(
             assert wait_until(lambda r=reason: r in rig.proc.output(), 10), rig.proc.output()[-3000:]
             assert rig.proc.alive(), rig.proc.output()[-3000:]
         assert "package version 0.99.0" in rig.proc.output()
+        # Prefix conditioning needs a server whose backend applies it; this one runs diffusers.
+        assert rig.set_param("model_path", str(tiny_model_dir))[0]
+        assert rig.set_param("prefix_conditioning", True)[0]
+        assert rig.change_state(Transition.TRANSITION_CONFIGURE) is False
+        reason = "prefix_conditioning needs a policy server running backend one of ('fast', 'tensorrt')"
+        assert wait_until(lambda: reason in rig.proc.output(), 10), rig.proc.output()[-3000:]
+        assert rig.set_param("prefix_conditioning", False)[0]
         # Unconfigured, not broken: the right server configures and activates the same process.
         assert rig.set_param("model_path", str(tiny_model_dir))[0]
         assert rig.change_state(Transition.TRANSITION_CONFIGURE)

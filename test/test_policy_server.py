@@ -357,3 +357,13 @@ def test_runtime_with_server_backend_fails_fast_when_unreachable(tmp_path: Path)
             options={"chunk_size": 16},
             backend_options={"address": f"unix://{tmp_path}/none.sock", "connect_timeout_s": 0.3},
         )
+
+
+def test_prefix_reaches_the_servers_backend(server: Server) -> None:
+    client = _client(server.unix)
+    client.connect()
+    prefix = ActionPrefix(np.zeros((16, 10), np.float32), np.ones(16, np.float32), frozen_steps=2)
+    client.run(_request(prefix=prefix))
+    client.run(_request())
+    assert [p for _, p in server.backend.seen] == [True, False]
+    client.close()

@@ -117,6 +117,8 @@ PLANS_PUBLISHED = "plans_published"
 SERVER_ERROR = "server_error"  # the policy server was lost, restarted or changed (backend "server")
 PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
 PREFIX_BACKENDS = ("fast", "tensorrt")  # backends whose sampler applies an ActionPrefix
+# "server" forwards the prefix; configure checks that the server runs one of PREFIX_BACKENDS.
+PREFIX_CAPABLE = (*PREFIX_BACKENDS, "server")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -238,10 +240,9 @@ class PlannerConfig:
             raise ValueError(f"latency_warn_fraction must be in (0, 1], got {self.latency_warn_fraction}")
         if not (math.isfinite(self.safety_staleness_limit_s) and self.safety_staleness_limit_s > 0):
             raise ValueError(f"safety_staleness_limit_s must be > 0, got {self.safety_staleness_limit_s}")
-        if self.prefix is not None and self.backend not in PREFIX_BACKENDS:
+        if self.prefix is not None and self.backend not in PREFIX_CAPABLE:
             raise ValueError(
-                f"prefix_conditioning needs backend one of {PREFIX_BACKENDS}, got {self.backend!r} "
-                "(the stock "
+                f"prefix_conditioning needs backend one of {PREFIX_CAPABLE}, got {self.backend!r} (the stock "
                 "pipeline's step callback cannot reach its action latents)"
             )
 
@@ -743,9 +744,13 @@ class PlannerNode(LifecycleNode):
             log.error(f"configure failed: cannot load the policy from {source}: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         profile = runtime.profile
+        if cfg.backend == "server":
+            served = runtime.backend.info
+            where = f"policy server {cfg.server_address} ({served.backend}, {served.device}, {served.dtype})"
+        else:
+            where = f"{cfg.model_path} ({cfg.backend}, {cfg.device}, {cfg.dtype})"
         log.info(
-            f"loaded {cfg.model_path} ({cfg.backend}, {cfg.device}, {cfg.dtype}) "
-            f"in {time.monotonic() - t0:.2f} s; "
+            f"loaded {where} in {time.monotonic() - t0:.2f} s; "
             f"action space {profile.name} ({profile.domain_name}, axes {list(profile.axis_names)}, "
             f"frame {cfg.frame_id or profile.frame_id})"
         )
@@ -758,11 +763,11 @@ class PlannerNode(LifecycleNode):
             log.warning("this is a tiny random-weight test model: its plans mean nothing")
         if cfg.options.decode_video is False and cfg.publish_predicted_frames:
             log.warning("publish_predicted_frames is on but decode_video is off: no frames will be published")
-        if cfg.prefix is not None and getattr(profile, "semantics", "absolute") != "absolute":
-            log.error(
-                f"configure failed: prefix_conditioning needs an absolute action space; {profile.name!r} is "
-                "a delta profile, whose normalised actions depend on the reference state"
-            )
+        refusal = _prefix_refusal(cfg, runtime)
+        if refusal:
+            log.error(f"configure failed: {refusal}")
+            if cfg.backend == "server":
+                runtime.backend.close()
             return TransitionCallbackReturn.FAILURE
         if cfg.warmup:
             self._warm_up(runtime, cfg)
@@ -1302,6 +1307,24 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(text)
         else:
             self.get_logger().warning(text)
+
+
+def _prefix_refusal(cfg: PlannerConfig, runtime: Any) -> str:
+    """Why prefix conditioning cannot run with this runtime ('' when it can, or when it is off)."""
+    if cfg.prefix is None:
+        return ""
+    profile = runtime.profile
+    if getattr(profile, "semantics", "absolute") != "absolute":
+        return (
+            f"prefix_conditioning needs an absolute action space; {profile.name!r} is a delta profile, whose "
+            "normalised actions depend on the reference state"
+        )
+    if cfg.backend == "server" and runtime.backend.info.backend not in PREFIX_BACKENDS:
+        return (
+            f"prefix_conditioning needs a policy server running backend one of {PREFIX_BACKENDS}; "
+            f"{cfg.server_address} runs {runtime.backend.info.backend!r}"
+        )
+    return ""
 
 
 def _ns_to_time(ns: int) -> Any:
