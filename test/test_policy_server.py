@@ -111,6 +111,7 @@ def test_request_round_trip_keeps_every_field_and_the_prefix() -> None:
     msg = wire.PlanRequestMsg.FromString(wire.request_to_msg(req, "abc").SerializeToString())
     back = wire.msg_to_request(msg)
     assert np.array_equal(back.image, req.image)
+    assert back.image.flags.writeable  # backends pass it to torch.from_numpy
     for name in ("prompt", "domain_name", "chunk_size", "resolution_tier", "view_point", "fps",
                  "num_inference_steps", "guidance_scale", "seed", "decode_video"):  # fmt: skip
         assert getattr(back, name) == getattr(req, name), name
@@ -118,6 +119,7 @@ def test_request_round_trip_keeps_every_field_and_the_prefix() -> None:
     assert np.array_equal(back.prefix.actions, prefix.actions)
     assert np.array_equal(back.prefix.weights, prefix.weights)
     assert back.prefix.frozen_steps == 3
+    assert back.prefix.actions.flags.writeable and back.prefix.weights.flags.writeable
 
 
 def test_truncated_image_bytes_are_refused_with_the_sizes() -> None:

@@ -253,15 +253,16 @@ def msg_to_request(msg: Any, image: np.ndarray | None = None) -> PolicyRequest:
             raise ValueError(
                 f"image has {len(msg.image)} bytes, {msg.width}x{msg.height} RGB needs {expected}"
             )
-        image = np.frombuffer(msg.image, dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        # Writable (a copy): backends hand the frame to torch.from_numpy, which must not get read-only memory.
+        image = np.frombuffer(bytearray(msg.image), dtype=np.uint8).reshape(msg.height, msg.width, 3)
     prefix = None
     if msg.has_prefix:
         rows, width = msg.chunk_size, msg.prefix_width
         if width < 1 or len(msg.prefix_actions) != rows * width * 4 or len(msg.prefix_weights) != rows * 4:
             raise ValueError(f"prefix arrays do not match chunk_size {rows} and width {width}")
         prefix = ActionPrefix(
-            actions=np.frombuffer(msg.prefix_actions, dtype=np.float32).reshape(rows, width),
-            weights=np.frombuffer(msg.prefix_weights, dtype=np.float32),
+            actions=np.frombuffer(msg.prefix_actions, dtype=np.float32).reshape(rows, width).copy(),
+            weights=np.frombuffer(msg.prefix_weights, dtype=np.float32).copy(),
             frozen_steps=msg.prefix_frozen_steps,
         )
     return PolicyRequest(
