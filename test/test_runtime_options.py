@@ -50,7 +50,7 @@ def test_from_mapping_rejects_unknown_keys_listing_valid_ones() -> None:
 
 
 def test_unknown_backend_lists_valid_names() -> None:
-    valid = r"\['diffusers', 'fast', 'tensorrt'\]"
+    valid = r"\['diffusers', 'fast', 'server', 'tensorrt'\]"
     with pytest.raises(ValueError, match=rf"unknown backend 'onnx'; valid: {valid}"):
         get_backend_factory("onnx")
 

@@ -82,6 +82,7 @@ from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.policy_server.errors import ServerError
 from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.runtime.backend import VIEW_POINTS
 from cosmos_ros.runtime.options import PolicyOptions
@@ -89,7 +90,7 @@ from cosmos_ros.runtime.options import PolicyOptions
 NODE_NAME = "planner_node"  # like the executable and "safety_node"
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 DTYPES = ("float32", "bfloat16", "float16")
-BACKENDS = ("diffusers", "fast", "tensorrt")
+BACKENDS = ("diffusers", "fast", "tensorrt", "server")
 CAMERA_COMBINE = ("tile", "select")
 TILE_LAYOUTS = ("horizontal", "vertical", "grid")
 VIEW_POINT_PARAM = ("auto", *VIEW_POINTS)
@@ -113,8 +114,11 @@ MODEL_ERROR = "model_error"
 PUBLISH_ERROR = "publish_error"
 TILE_ERROR = "tile_error"
 PLANS_PUBLISHED = "plans_published"
+SERVER_ERROR = "server_error"  # the policy server was lost, restarted or changed (backend "server")
 PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
 PREFIX_BACKENDS = ("fast", "tensorrt")  # backends whose sampler applies an ActionPrefix
+# "server" forwards the prefix; configure checks that the server runs one of PREFIX_BACKENDS.
+PREFIX_CAPABLE = (*PREFIX_BACKENDS, "server")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -133,6 +137,9 @@ class PlannerConfig:
     device: str = "cpu"
     dtype: str = "float32"
     backend: str = "diffusers"
+    server_address: str = ""
+    server_connect_timeout_s: float = 5.0
+    server_call_timeout_s: float = 30.0
     action_space: str = "umi_pose_gripper"
     options: PolicyOptions = dataclasses.field(default_factory=PolicyOptions)
     camera_topics: tuple[str, ...] = ("image_raw",)
@@ -175,6 +182,8 @@ class PlannerConfig:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "server" and not self.server_address:
+            raise ValueError("server_address must be unix:///path or host:port with backend 'server', got ''")
         if not self.action_space:
             raise ValueError("action_space must name a profile, got ''")
         if not self.camera_topics or any(not t for t in self.camera_topics):
@@ -213,6 +222,8 @@ class PlannerConfig:
             "predicted_frames_max_rate_hz",
             "diagnostics_period_s",
             "log_throttle_s",
+            "server_connect_timeout_s",
+            "server_call_timeout_s",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -229,10 +240,9 @@ class PlannerConfig:
             raise ValueError(f"latency_warn_fraction must be in (0, 1], got {self.latency_warn_fraction}")
         if not (math.isfinite(self.safety_staleness_limit_s) and self.safety_staleness_limit_s > 0):
             raise ValueError(f"safety_staleness_limit_s must be > 0, got {self.safety_staleness_limit_s}")
-        if self.prefix is not None and self.backend not in PREFIX_BACKENDS:
+        if self.prefix is not None and self.backend not in PREFIX_CAPABLE:
             raise ValueError(
-                f"prefix_conditioning needs backend one of {PREFIX_BACKENDS}, got {self.backend!r} "
-                "(the stock "
+                f"prefix_conditioning needs backend one of {PREFIX_CAPABLE}, got {self.backend!r} (the stock "
                 "pipeline's step callback cannot reach its action latents)"
             )
 
@@ -266,7 +276,27 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     ),
     "device": ("cpu", describe("Torch device", choices=("cpu", "cuda", "cuda:N"))),
     "dtype": ("float32", describe("Model weights dtype", choices=DTYPES)),
-    "backend": ("diffusers", describe("Runtime backend", choices=BACKENDS)),
+    "backend": (
+        "diffusers",
+        describe("Runtime backend; server = the model runs in a policy server", choices=BACKENDS),
+    ),
+    "server_address": (
+        "",
+        describe(
+            "Policy server (backend server): unix:///path.sock on the same host (frames through shared "
+            "memory) or host:port; model_path's last component must be the served model's id"
+        ),
+    ),
+    "server_connect_timeout_s": (
+        5.0,
+        describe(
+            "Longest wait for the policy server at configure and per reconnect (s)", float_range=(0.1, 600.0)
+        ),
+    ),
+    "server_call_timeout_s": (
+        30.0,
+        describe("Deadline of one policy-server call, queueing included (s)", float_range=(0.1, 3600.0)),
+    ),
     "action_space": (
         "umi_pose_gripper",
         describe("Action-space profile name (config/action_spaces) or YAML path"),
@@ -488,6 +518,9 @@ def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
         device=get("device"),
         dtype=get("dtype"),
         backend=get("backend"),
+        server_address=get("server_address"),
+        server_connect_timeout_s=float(get("server_connect_timeout_s")),
+        server_call_timeout_s=float(get("server_call_timeout_s")),
         action_space=get("action_space"),
         options=options,
         camera_topics=topics,
@@ -705,15 +738,19 @@ class PlannerNode(LifecycleNode):
             t0 = time.monotonic()
             runtime = self._make_runtime(cfg)
         except Exception as exc:  # loader, profile, backend import: all end configure with their message
-            log.error(
-                f"configure failed: cannot load the policy from {cfg.model_path!r}: "
-                f"{type(exc).__name__}: {exc}"
+            source = (
+                f"policy server {cfg.server_address!r}" if cfg.backend == "server" else repr(cfg.model_path)
             )
+            log.error(f"configure failed: cannot load the policy from {source}: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         profile = runtime.profile
+        if cfg.backend == "server":
+            served = runtime.backend.info
+            where = f"policy server {cfg.server_address} ({served.backend}, {served.device}, {served.dtype})"
+        else:
+            where = f"{cfg.model_path} ({cfg.backend}, {cfg.device}, {cfg.dtype})"
         log.info(
-            f"loaded {cfg.model_path} ({cfg.backend}, {cfg.device}, {cfg.dtype}) "
-            f"in {time.monotonic() - t0:.2f} s; "
+            f"loaded {where} in {time.monotonic() - t0:.2f} s; "
             f"action space {profile.name} ({profile.domain_name}, axes {list(profile.axis_names)}, "
             f"frame {cfg.frame_id or profile.frame_id})"
         )
@@ -726,11 +763,11 @@ class PlannerNode(LifecycleNode):
             log.warning("this is a tiny random-weight test model: its plans mean nothing")
         if cfg.options.decode_video is False and cfg.publish_predicted_frames:
             log.warning("publish_predicted_frames is on but decode_video is off: no frames will be published")
-        if cfg.prefix is not None and getattr(profile, "semantics", "absolute") != "absolute":
-            log.error(
-                f"configure failed: prefix_conditioning needs an absolute action space; {profile.name!r} is "
-                "a delta profile, whose normalised actions depend on the reference state"
-            )
+        refusal = _prefix_refusal(cfg, runtime)
+        if refusal:
+            log.error(f"configure failed: {refusal}")
+            if cfg.backend == "server":
+                runtime.backend.close()
             return TransitionCallbackReturn.FAILURE
         if cfg.warmup:
             self._warm_up(runtime, cfg)
@@ -809,6 +846,14 @@ class PlannerNode(LifecycleNode):
         """
         from cosmos_ros.runtime.policy import PolicyRuntime
 
+        backend_options: dict[str, Any] = {}
+        if cfg.backend == "server":
+            backend_options = dict(
+                address=cfg.server_address,
+                connect_timeout_s=cfg.server_connect_timeout_s,
+                call_timeout_s=cfg.server_call_timeout_s,
+                client_name=self.get_fully_qualified_name(),
+            )
         return PolicyRuntime.from_config(
             cfg.model_path,
             device=cfg.device,
@@ -816,7 +861,14 @@ class PlannerNode(LifecycleNode):
             profile=cfg.action_space,
             backend=cfg.backend,
             options=cfg.options,
+            backend_options=backend_options,
         )
+
+    def _server_backend(self) -> Any:
+        """The ``server`` backend's client (``RemotePolicyBackend``), or None with any other backend."""
+        if self.config is None or self.config.backend != "server" or self.runtime is None:
+            return None
+        return self.runtime.backend
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         assert self.worker is not None and self.frames is not None
@@ -872,6 +924,9 @@ class PlannerNode(LifecycleNode):
         if self._camera_timer is not None:
             self.destroy_timer(self._camera_timer)
         self._configured = False
+        remote = self._server_backend()
+        if remote is not None:  # its channel and shared-memory segment
+            remote.close()
         self._reset_resources()  # drops the runtime (model) reference
 
     # ---- entities ------------------------------------------------------------------------------------------
@@ -1093,6 +1148,8 @@ class PlannerNode(LifecycleNode):
     def _on_worker_error(self, stage: str, job: _Job, exc: BaseException) -> None:
         if isinstance(exc, _TileError):
             cause = TILE_ERROR
+        elif isinstance(exc, ServerError):
+            cause = SERVER_ERROR
         else:
             cause = MODEL_ERROR if stage == "run" else PUBLISH_ERROR
         self.counters.add(cause)
@@ -1179,7 +1236,7 @@ class PlannerNode(LifecycleNode):
         errors = sum(
             v
             for k, v in counts.items()
-            if k.startswith("rejected_") or k in (MODEL_ERROR, PUBLISH_ERROR, TILE_ERROR)
+            if k.startswith("rejected_") or k in (MODEL_ERROR, PUBLISH_ERROR, TILE_ERROR, SERVER_ERROR)
         )
         values: dict[str, Any] = {
             "active": self._active,
@@ -1197,6 +1254,9 @@ class PlannerNode(LifecycleNode):
             values["frames_dropped_unsynced"] = fst.total_dropped
         values["frame_sets_dropped"] = counts.pop(FRAMES_DROPPED, 0)
         values.update(counts)
+        remote = self._server_backend()
+        if remote is not None:  # handshakes (1 + reconnects), calls ok/failed, last error, connected
+            values.update({f"server_{k}": v for k, v in remote.stats().items()})
         silent = self._camera_watch.silent() if self._camera_watch is not None and self._active else ()
         values.update({f"camera_silent_s:{s.topic}": f"{s.silent_s:.1f}" for s in silent})
         st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
@@ -1247,6 +1307,24 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(text)
         else:
             self.get_logger().warning(text)
+
+
+def _prefix_refusal(cfg: PlannerConfig, runtime: Any) -> str:
+    """Why prefix conditioning cannot run with this runtime ('' when it can, or when it is off)."""
+    if cfg.prefix is None:
+        return ""
+    profile = runtime.profile
+    if getattr(profile, "semantics", "absolute") != "absolute":
+        return (
+            f"prefix_conditioning needs an absolute action space; {profile.name!r} is a delta profile, whose "
+            "normalised actions depend on the reference state"
+        )
+    if cfg.backend == "server" and runtime.backend.info.backend not in PREFIX_BACKENDS:
+        return (
+            f"prefix_conditioning needs a policy server running backend one of {PREFIX_BACKENDS}; "
+            f"{cfg.server_address} runs {runtime.backend.info.backend!r}"
+        )
+    return ""
 
 
 def _ns_to_time(ns: int) -> Any:

@@ -37,11 +37,15 @@ class BackendSpec:
         module: Module to import when the backend is chosen.
         factory: Name of the function ``(pipe, **options) -> PolicyBackend`` in ``module``.
         install_hint: What to install when the import fails.
+        remote: The model runs elsewhere (a policy server): nothing is loaded here, and the factory is
+            ``(model_path, action_space, domain_name, raw_width, chunk_size, **options) -> PolicyBackend``,
+            which connects and checks that the server serves exactly that.
     """
 
     module: str
     factory: str
     install_hint: str
+    remote: bool = False
 
 
 # Read-only: adding a backend is a code change here, reviewed like any other.
@@ -61,6 +65,12 @@ BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
             "cosmos_ros.runtime.tensorrt_backend",
             "make_tensorrt_backend",
             "pip install tensorrt (x86 GPU) or use JetPack's TensorRT on Jetson",
+        ),
+        "server": BackendSpec(
+            "cosmos_ros.policy_server.client",
+            "make_server_backend",
+            "pip install grpcio protobuf (the node side needs no torch; see docs/policy_server.md)",
+            remote=True,
         ),
     }
 )
@@ -213,19 +223,31 @@ class PolicyRuntime:
             cosmos_ros.runtime.loader.ModelLoadError: Model directory missing/incomplete/corrupt or unusable.
             ImportError: The chosen backend's dependencies are missing.
         """
-        from cosmos_ros.runtime.loader import domain_raw_width, load_pipeline
-
         opts = (
             options if isinstance(options, PolicyOptions) else PolicyOptions.from_mapping(dict(options or {}))
         )
         prof = profile if isinstance(profile, ActionSpaceProfile) else load_profile(profile, profile_dirs)
+        factory = backend if callable(backend) else get_backend_factory(backend)
+        if isinstance(backend, str) and BACKENDS[backend].remote:
+            # Nothing to load here (and no diffusers to import): the server checks its model against the
+            # profile, the client checks the server against this profile at connect.
+            remote = factory(
+                model_path=str(model_path),
+                action_space=prof.name,
+                domain_name=prof.domain_name,
+                raw_width=prof.raw_width,
+                chunk_size=opts.chunk_size,
+                **dict(backend_options or {}),
+            )
+            return cls(backend=remote, profile=prof, options=opts, model_id=str(model_path))
+        from cosmos_ros.runtime.loader import domain_raw_width, load_pipeline
+
         width = domain_raw_width(prof.domain_name)
         if prof.raw_width != width:
             raise ValueError(
                 f"profile {prof.name!r} lays out {prof.raw_width} columns but domain {prof.domain_name!r} "
                 f"has raw width {width}"
             )
-        factory = backend if callable(backend) else get_backend_factory(backend)
         pipe = load_pipeline(
             model_path,
             device=device,
