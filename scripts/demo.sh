@@ -9,5 +9,7 @@ bash "$here/scripts/setup.sh"
 # shellcheck source=scripts/env.sh
 source "$here/scripts/env.sh"
 cd "$here"
-# The installed entry point, not `python -m` from here: the source tree has no generated cosmos_ros.msg.
-exec "$here/install/cosmos_ros/lib/cosmos_ros/demo" --out "$here/artifacts/demo" "$@"
+# The installed package, not the source tree (it has no generated cosmos_ros.msg): `python -m` would put the
+# current directory first on sys.path, so drop it. The demo is a developer tool, not a robot executable.
+exec python -c 'import sys; del sys.path[0]; from cosmos_ros.tools.demo import main; sys.exit(main())' \
+  --out "$here/artifacts/demo" "$@"
