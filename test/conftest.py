@@ -31,7 +31,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The fast tier (`scripts/test.sh --fast`, or `pytest -m fast`): the pure core, which needs neither ROS nor
 # the model stack (numpy, PyYAML, OpenCV, rosbags: requirements-node.txt), so it also runs on Python 3.10
-# (test_python310.py). A module named here must keep it that way.
+# (test_python310.py). A module named here must keep it that way (test_replay.py is not here: two of its
+# tests need the std_msgs message package).
 FAST_MODULES = frozenset(
     {
         "test_action_space",
@@ -42,7 +43,6 @@ FAST_MODULES = frozenset(
         "test_latency",
         "test_launch_support",
         "test_platform_check",
-        "test_replay",
         "test_rotation",
         "test_rtc_prefix",
         "test_runtime_options",
