@@ -298,3 +298,19 @@ def test_role_requirements_pin_each_package_once_per_python(python: str) -> None
     assert not {"torch", "diffusers", "transformers"} & set(node), "the node role must not need the model"
     expected_numpy = "2.2.6" if python == "3.10" else "2.4.6"
     assert node["numpy"] == [expected_numpy]
+
+
+def test_every_extra_and_core_requirement_is_met_by_the_pinned_dev_set(pip_prefix: Path) -> None:
+    """setup.cfg's bounds and the requirement files' pins agree: the environment built from requirements.txt
+    (this interpreter's) satisfies the core and every extra as pip recorded them in the installed metadata."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+
+    (dist,) = importlib.metadata.distributions(path=[str(_site(pip_prefix))])
+    extras = set(dist.metadata.get_all("Provides-Extra") or [])
+    assert {"planner", "model", "replay", "sim", "bench"} <= extras
+    for line in dist.requires or []:
+        req = Requirement(line)
+        installed = importlib.metadata.version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), f"{line}: installed {installed}"
