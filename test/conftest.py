@@ -37,6 +37,7 @@ FAST_MODULES = frozenset(
     {
         "test_action_space",
         "test_camera_watch",
+        "test_dds_env",
         "test_frames",
         "test_images",
         "test_inference_worker",
