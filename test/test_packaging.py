@@ -191,6 +191,19 @@ def test_pip_install_has_the_declared_scripts_package_data_and_share_layout(pip_
         assert (share / rel).is_file(), rel
 
 
+def test_pip_install_is_found_through_the_ament_index(pip_prefix: Path) -> None:
+    """resource/cosmos_ros does its ament-index job: the prefix on AMENT_PREFIX_PATH is the package's."""
+    pytest.importorskip("ament_index_python", reason="ament_index_python not importable (comes with ROS 2)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    env["AMENT_PREFIX_PATH"] = str(pip_prefix)
+    code = "from ament_index_python.packages import get_package_share_directory as g; print(g('cosmos_ros'))"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd="/"
+    )
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == pip_prefix / "share" / "cosmos_ros"
+
+
 def test_pip_installed_core_runs_the_safety_core_without_ros_or_the_ml_stack(pip_prefix: Path) -> None:
     site = _site(pip_prefix)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
