@@ -23,9 +23,11 @@ bash "$here/scripts/setup.sh"
 source "$here/scripts/env.sh"
 cd "$here"
 out="$here/artifacts/demo"
-# The installed entry point, not `python -m` from here: the source tree has no generated cosmos_ros.msg.
+# The installed package, not the source tree (it has no generated cosmos_ros.msg): `python -m` would put the
+# current directory first on sys.path, so drop it. The demos are developer tools, not robot executables.
 status=0
-"$here/install/cosmos_ros/lib/cosmos_ros/$tool" --out "$out" "${args[@]+"${args[@]}"}" || status=$?
+python -c "import sys; del sys.path[0]; from cosmos_ros.tools.$tool import main; sys.exit(main())" \
+  --out "$out" "${args[@]+"${args[@]}"}" || status=$?
 if [[ "$status" == 0 ]]; then
   echo "[demo.sh] output files are in $out (each one listed above)"
   if [[ "$tool" == demo_closed_loop ]]; then

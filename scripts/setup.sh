@@ -71,7 +71,9 @@ pip_install() { "$vpy" -m pip install --disable-pip-version-check -q "$@" 2>&1 |
 
 # Skip pip when the requirement files have not changed since the last successful install.
 stamp="$venv/.cosmos_ros_requirements"
-want="$(cat requirements.txt requirements-test.txt; [ "$ros_sourced" = 1 ] || cat requirements-ros-wheels.txt)"
+# requirements.txt includes the role files (-r requirements-node.txt ...): a change in any of them counts.
+want="$(cat requirements.txt requirements-node.txt requirements-server.txt requirements-sim.txt requirements-test.txt
+        [ "$ros_sourced" = 1 ] || cat requirements-ros-wheels.txt)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "pip requirements unchanged since last install: skipping pip"
 else

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,13 +19,69 @@ import cosmos_ros
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Hypothesis profiles: "ci" (scripts/test.sh) runs thousands of examples per safety property; "dev" is quick.
-# Tests that need a specific count set it with @settings and inherit the rest from the profile.
+# Hypothesis profiles, the only place example budgets come from: "ci" (scripts/test.sh) runs thousands of
+# examples per safety property; "dev" is quick; "fast" (scripts/test.sh --fast) is a smoke run of each.
+# Property tests scale their own budget from settings.default.max_examples, never from a number of their own.
 settings.register_profile(
     "ci", max_examples=2500, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
+settings.register_profile("fast", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# The fast tier (`scripts/test.sh --fast`, or `pytest -m fast`): the pure core, which needs neither ROS nor
+# the model stack (numpy, PyYAML, OpenCV, rosbags: requirements-node.txt), so it also runs on Python 3.10
+# (test_python310.py). A module named here must keep it that way (test_replay.py is not here: two of its
+# tests need the std_msgs message package).
+FAST_MODULES = frozenset(
+    {
+        "test_action_space",
+        "test_camera_watch",
+        "test_dds_env",
+        "test_frames",
+        "test_images",
+        "test_inference_worker",
+        "test_latency",
+        "test_launch_support",
+        "test_platform_check",
+        "test_rotation",
+        "test_rtc_prefix",
+        "test_runtime_options",
+        "test_safety_faults",
+        "test_safety_limits",
+        "test_safety_properties",
+        "test_safety_rate_limiter",
+        "test_safety_regressions",
+        "test_safety_scheduler",
+        "test_safety_supervisor",
+    }
+)
+
+
+def _outside_fast_tier(path: Path, config: pytest.Config) -> bool | None:
+    """With `-m fast`, test modules outside the tier are not even imported: they may need ROS or the model."""
+    is_test_module = path.name.startswith("test_") and path.suffix == ".py"
+    if config.getoption("markexpr", "") != "fast" or not is_test_module:
+        return None
+    return path.stem not in FAST_MODULES
+
+
+if int(pytest.__version__.split(".")[0]) >= 7:
+
+    def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+        return _outside_fast_tier(collection_path, config)
+
+else:  # Humble's pytest 6.2: the hook gets a py.path
+
+    def pytest_ignore_collect(path: Any, config: pytest.Config) -> bool | None:  # type: ignore[misc]
+        return _outside_fast_tier(Path(str(path)), config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # The node id, not item.path: Humble's pytest 6.2 has no Item.path.
+        if Path(item.nodeid.split("::", 1)[0]).stem in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -11,15 +12,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY_POINTS = (
-    "planner_node",
-    "safety_node",
-    "planner_and_safety",
-    "replay",
-    "demo",
-    "demo_closed_loop",
-    "make_tiny_model",
-)
+
+
+def _console_scripts() -> set[str]:
+    """The executables setup.cfg declares (the one list; CMakeLists.txt writes lib/cosmos_ros from it)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    lines = cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+    return {line.split("=", 1)[0].strip() for line in lines}
 
 
 def _check_layout(prefix: Path) -> None:
@@ -35,7 +35,11 @@ def _check_layout(prefix: Path) -> None:
         assert (share / "config" / cfg).is_file(), cfg
     assert (share / "msg" / "ActionSequence.msg").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "cosmos_ros").is_file()
-    for exe in ENTRY_POINTS:
+    exes = _console_scripts()
+    assert {"planner_node", "safety_node", "planner_and_safety", "replay"} <= exes
+    # Exactly the declared ones: no stale or hand-written executable (benchmarks are `python -m` only).
+    assert {p.name for p in (prefix / "lib" / "cosmos_ros").iterdir()} == exes
+    for exe in exes:
         path = prefix / "lib" / "cosmos_ros" / exe
         assert path.is_file() and os.access(path, os.X_OK), exe
     site = next((prefix / "lib").glob("python3*/site-packages/cosmos_ros"))

@@ -32,6 +32,7 @@ from lifecycle_msgs.srv import GetState  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
+from cosmos_ros.dds_env import use_localhost_discovery  # noqa: E402
 from cosmos_ros.msg import ActionSequence, SafetyStatus  # noqa: E402
 from cosmos_ros.nodes.planner_node import GOAL_QOS  # noqa: E402
 from cosmos_ros.testing.ros_harness import TestPeer, wait_until  # noqa: E402
@@ -46,7 +47,7 @@ NS = "arm"
 def _domain(domain_id: int) -> None:
     # Launched node processes inherit this environment; the test peer joins the same domain.
     os.environ["ROS_DOMAIN_ID"] = str(domain_id)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_localhost_discovery(os.environ)
 
 
 @launch_pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from launch.actions import GroupAction, IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from launch_ros.actions import PushRosNamespace, SetRemap  # noqa: E402
 
+from cosmos_ros.dds_env import use_localhost_discovery  # noqa: E402
 from cosmos_ros.testing.ros_harness import TestPeer, wait_active, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -35,7 +36,7 @@ LAUNCH_FILE = os.path.join(get_package_share_directory("cosmos_ros"), "launch", 
 @pytest.fixture(scope="module", autouse=True)
 def _domain(domain_id: int) -> None:
     os.environ["ROS_DOMAIN_ID"] = str(domain_id)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_localhost_discovery(os.environ)
 
 
 @launch_pytest.fixture(scope="module")

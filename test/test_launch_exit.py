@@ -24,6 +24,7 @@ from ament_index_python.packages import get_package_share_directory
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 
+from cosmos_ros.dds_env import use_localhost_discovery
 from cosmos_ros.testing.ros_harness import TestPeer, wait_active, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -49,7 +50,7 @@ def _launch(tmp_path: Path, domain_id: int, args: dict[str, str]) -> subprocess.
         )
     )
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_localhost_discovery(env)
     # Output to a file, not a pipe: a pipe nobody reads fills up and blocks the launch mid-run.
     with open(tmp_path / "launch.log", "w") as log:
         return subprocess.Popen([sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT)

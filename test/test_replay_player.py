@@ -25,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
+from cosmos_ros import dds_env  # noqa: E402
 from cosmos_ros.images import compressed_msg_to_rgb, image_msg_to_rgb  # noqa: E402
 from cosmos_ros.replay import Bag, ReplayOptions, UnknownTypeError, bag_dir_for  # noqa: E402
 from cosmos_ros.replay.player import PlayerConfig, parse_record_topic, play  # noqa: E402
@@ -37,9 +38,9 @@ HAVE_OWN_MSGS = importlib.util.find_spec("cosmos_ros.msg") is not None
 
 @pytest.fixture(scope="module", autouse=True)
 def own_domain() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", *dds_env.VARIABLES)}
     os.environ["ROS_DOMAIN_ID"] = str(os.getpid() % 200 + 20)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    dds_env.use_localhost_discovery(os.environ, override=True)
     yield
     for k, v in saved.items():
         if v is None:

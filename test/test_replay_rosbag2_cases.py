@@ -15,6 +15,7 @@ import pytest
 from rosbag2_cases import PERIOD_NS, START_NS, STORE, STRING, Case, make_all
 from rosbags.rosbag2 import Reader
 
+from cosmos_ros import dds_env
 from cosmos_ros.replay import Bag, CorruptBagError, ReplayError, ReplayOptions, UnknownTypeError, read_info
 from cosmos_ros.replay.schedule import ScheduleCounts, build_schedule, plan_replay
 from cosmos_ros.replay.types import why_not_importable
@@ -207,9 +208,9 @@ def test_cli_exit_code_of_an_incomplete_replay(
 @pytest.fixture
 def own_domain() -> Iterator[None]:
     pytest.importorskip("rclpy", reason="rclpy not importable (ROS 2 not installed or sourced)")
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", *dds_env.VARIABLES)}
     os.environ["ROS_DOMAIN_ID"] = str(os.getpid() % 200 + 20)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    dds_env.use_localhost_discovery(os.environ, override=True)
     yield
     for k, v in saved.items():
         if v is None:

@@ -27,6 +27,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from cosmos_ros.dds_env import use_localhost_discovery
+
 
 def pick_domain_id(seed: int | None = None) -> int:
     """A domain id unlikely to collide with other test processes on this machine (valid range 0..101 for
@@ -38,14 +40,11 @@ def pick_domain_id(seed: int | None = None) -> int:
 def ros_env(domain_id: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for a node process: same venv / install space as this process, own domain, loopback only.
 
-    ROS_AUTOMATIC_DISCOVERY_RANGE is the Iron+ spelling, ROS_LOCALHOST_ONLY the Humble one; each distro
-    ignores the other's variable.
+    Loopback discovery on every distro (``cosmos_ros.dds_env``: Humble's ROS_LOCALHOST_ONLY as well).
     """
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if os.environ.get("ROS_DISTRO", "") == "humble":
-        env.setdefault("ROS_LOCALHOST_ONLY", "1")
+    use_localhost_discovery(env)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
     if extra:

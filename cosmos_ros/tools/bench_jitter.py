@@ -1,7 +1,7 @@
 """Setpoint jitter of the safety node: tick intervals as seen by its timer and as received by a subscriber.
 
-    ros2 run cosmos_ros bench_jitter                      # 100 Hz and 500 Hz, 60 s each (the issue's numbers)
-    ros2 run cosmos_ros bench_jitter --rates 100 --duration 10
+    python -m cosmos_ros.tools.bench_jitter         # 100 Hz and 500 Hz, 60 s each (the issue's numbers)
+    python -m cosmos_ros.tools.bench_jitter --rates 100 --duration 10
 
 What runs: the real safety node (``python -m cosmos_ros.nodes.safety_node``) as its own process, with a
 limits file for a 7-joint arm + gripper and the ``float64_multi_array`` adapter; this process feeds it a

@@ -350,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.lifecycle import TransitionCallbackReturn
     from std_msgs.msg import String
 
+    from cosmos_ros.dds_env import use_localhost_discovery
     from cosmos_ros.testing.ros_harness import pick_domain_id
 
     domain = pick_domain_id()
     os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_localhost_discovery(os.environ)
     transport = "Fast DDS defaults" if args.dds_defaults else "user's Fast DDS profile"
     child_env = dict(os.environ)
     if not args.dds_defaults and "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:

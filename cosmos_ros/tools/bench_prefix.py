@@ -137,8 +137,9 @@ def run(args: argparse.Namespace) -> str:
     wall_off, wall_on = med(plain, 0), med(pinned, 0)
     cpu_off, cpu_on = med(plain, 1), med(pinned, 1)
     build_s = statistics.median(build)
+    now = datetime.datetime.now(datetime.timezone.utc)  # not datetime.UTC: Python 3.10 has no such name
     lines = [
-        f"cosmos_ros prefix-conditioning benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"cosmos_ros prefix-conditioning benchmark, {now:%Y-%m-%d %H:%M} UTC",
         f"command: python -m cosmos_ros.tools.bench_prefix {' '.join(sys.argv[1:])}",
         f"model: {model}; device {backend.device}; torch {torch.__version__}; "
         f"threads {torch.get_num_threads()}",

@@ -1,7 +1,7 @@
 """The demo: a bag replayed into planner -> safety -> controller topics, recorded, summarised and plotted.
 
-    ros2 run cosmos_ros demo                      # tiny random model (generated), demo bag (generated)
-    ros2 run cosmos_ros demo --model-path /models/Cosmos3-Nano --device cuda --backend fast --bag my_bag
+    python -m cosmos_ros.tools.demo        # tiny random model (generated), demo bag (generated)
+    python -m cosmos_ros.tools.demo --model-path /models/Cosmos3-Nano --device cuda --bag my_bag
 
 What runs: the planner node and the safety node as two real processes over DDS (the same executables
 `ros2 launch cosmos_ros planner.launch.py` starts), fed by the replay tool with the bag's camera, goal and

@@ -1,8 +1,8 @@
 """The closed-loop demo: seeded episodes of the simulated Panda, a trained policy driving it via the nodes.
 
-    ros2 run cosmos_ros demo_closed_loop                                  # committed tiny policy, seeds 1-3
-    ros2 run cosmos_ros demo_closed_loop --first-seed 2 --episodes 1 --model-path /tmp/my_policy
-    ros2 run cosmos_ros demo_closed_loop --row expert                     # the scripted IK expert instead
+    python -m cosmos_ros.tools.demo_closed_loop                           # committed tiny policy, seeds 1-3
+    python -m cosmos_ros.tools.demo_closed_loop --first-seed 2 --episodes 1 --model-path /tmp/my_policy
+    python -m cosmos_ros.tools.demo_closed_loop --row expert              # the scripted IK expert instead
 
 What runs: ``cosmos_ros.tools.eval_closed_loop.run_row``: the sim node, the planner node (the trained
 pipeline through ``PolicyRuntime``; or the scripted expert) and the safety node as three processes over DDS,
