@@ -23,6 +23,7 @@ Every wait has a timeout; a wait that times out is counted in the trace (a deter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -32,9 +33,10 @@ from typing import Any
 import numpy as np
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from cosmos_ros.images import rgb_to_compressed
 from cosmos_ros.msg import ActionSequence, PlannerState, SafetyStatus, SimEpisode
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
 from cosmos_ros.sim.scene import PandaSim
@@ -63,6 +65,10 @@ class RigConfig:
             ``cosmos_ros/sim/lockstep.py``).
         image_size: side of the (blank) camera image; the expert planner does not look at it.
         safety_params: extra safety node parameters.
+        planner_prefix: command prefix of the planner process (e.g. ``ip netns exec <ns>``: another host).
+        compressed: camera frames as ``sensor_msgs/CompressedImage`` (JPEG) on ``image_raw/compressed``, as
+            a camera on another host than the planner should send them.
+        link_device: network device of the link to the planner's host (``set_link`` takes it down / up).
     """
 
     limits_file: str
@@ -73,6 +79,9 @@ class RigConfig:
     settle_s: float = 0.005
     image_size: int = 32
     safety_params: dict[str, Any] = field(default_factory=dict)
+    planner_prefix: tuple[str, ...] = ()
+    compressed: bool = False
+    link_device: str = ""
 
     def __post_init__(self) -> None:
         if self.frame_every < 1:
@@ -81,6 +90,16 @@ class RigConfig:
             raise ValueError(f"wait_s must be > 0, got {self.wait_s}")
         if not self.start_s >= 10.0:
             raise ValueError(f"start_s must be >= 10 s (room for a backwards jump), got {self.start_s}")
+
+
+@dataclass
+class PrefixedProcess(NodeProcess):
+    """A node process started under a command prefix (``ip netns exec <ns>``, which execs: same pid)."""
+
+    prefix: tuple[str, ...] = ()
+
+    def command(self) -> list[str]:
+        return [*self.prefix, *super().command()]
 
 
 @dataclass
@@ -107,6 +126,7 @@ class Trace:
     statuses: list[tuple[int, Any]] = field(default_factory=list)  # (rig tick at receipt, SafetyStatus)
     plans: list[tuple[int, Any]] = field(default_factory=list)  # (rig tick at receipt, ActionSequence)
     timeouts: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)  # setpoints the sim's controller gate refused
     events: list[tuple[int, str]] = field(default_factory=list)  # (tick, what the rig did)
 
 
@@ -148,6 +168,7 @@ class FaultRig:
         self.pub_pclock = p.publisher(Clock, PLANNER_CLOCK, RELIABLE)
         self.pub_joints = p.publisher(JointState, "/joint_states", RELIABLE)
         self.pub_image = p.publisher(Image, "/image_raw", RELIABLE)
+        self.pub_compressed = p.publisher(CompressedImage, "/image_raw/compressed", RELIABLE)
         self.pub_goal = p.publisher(String, "/goal", LATCHED)
         self.pub_episode = p.publisher(SimEpisode, "/sim_episode", LATCHED)
         self.setpoints = p.record(Float64MultiArray, COMMANDS, DEEP)
@@ -185,12 +206,15 @@ class FaultRig:
             "max_plan_rate_hz": 100.0,
             "seed": 0,
         }
-        return NodeProcess(
+        if self.cfg.compressed:
+            params.update(camera_topics=["image_raw/compressed"], compressed=True)
+        return PrefixedProcess(
             "cosmos_ros.nodes.expert_planner_node",
             self.domain_id,
             params=params,
             remaps={"/clock": PLANNER_CLOCK},
             env=self.env,
+            prefix=self.cfg.planner_prefix,
         )
 
     def up(self) -> None:
@@ -221,7 +245,19 @@ class FaultRig:
             )
         if not ok:
             raise RuntimeError("planner did not take the goal:\n" + planner.output()[-3000:])
+        self._handshake(planner)
         self.planner_answers = True
+
+    def _handshake(self, planner: NodeProcess) -> None:
+        """Wait (time frozen) until a plan of ``planner`` reaches the safety node, so that no plan of the run
+        is lost to discovery (a volatile plan published before the planner matched the safety node's
+        subscription is dropped). The frames are stamped 1 s in the past: the safety node rejects those plans
+        as stale, so the handshake never moves the robot."""
+        base = round(self.cfg.start_s * 1e9) + self.k * self.tick_ns + self.offset_ns - 1_000_000_000
+        for i in range(300):
+            if self._handshake_once(base + i * 1_000_000):
+                return
+        raise RuntimeError("no plan of the planner reached the safety node:\n" + planner.output()[-3000:])
 
     def await_first_setpoint(self) -> None:
         """Step ROS time (robot, frames and trace standing still) until the (new) safety node streams.
@@ -246,7 +282,9 @@ class FaultRig:
             if wait_until(lambda: first_state() is not None, 0.2, period=0.002):
                 break
         else:
-            raise RuntimeError("the safety node never streamed:\n" + (self.safety.output()[-3000:] if self.safety else ""))
+            raise RuntimeError(
+                "the safety node never streamed:\n" + (self.safety.output()[-3000:] if self.safety else "")
+            )
         first_ns = _ns(first_state().header.stamp)
         expected = n_sp + (ros_ns - first_ns) // self.tick_ns + 1  # one setpoint per step since the first
         if not wait_until(lambda: len(self.setpoints) >= expected, self.cfg.wait_s, period=0.002):
@@ -315,6 +353,16 @@ class FaultRig:
             raise RuntimeError("restarted safety node not active:\n" + self.safety.output()[-3000:])
         self.await_first_setpoint()
 
+    def set_link(self, up: bool) -> None:
+        """Cut (``up=False``) or restore the link to the planner's host: ``ip link set <dev> down|up``."""
+        import subprocess
+
+        if not self.cfg.link_device:
+            raise RuntimeError("set_link needs RigConfig.link_device")
+        subprocess.run(["ip", "link", "set", self.cfg.link_device, "up" if up else "down"], check=True)
+        self.planner_answers = up
+        self.event(f"link {'restored' if up else 'cut'}")
+
     def jump_clock(self, delta_s: float) -> None:
         self.offset_ns += round(delta_s * 1e9)
         self._jump_tick = delta_s < 0
@@ -362,8 +410,8 @@ class FaultRig:
         sim = self.sim
         if setpoint is not None:
             refusal = sim.command(list(JOINT_NAMES), setpoint)
-            if refusal is not None:
-                self._timeout(f"refused:{refusal.reason}")
+            if refusal is not None:  # the sim's gate refused it (and kept holding): counted apart
+                self.trace.refusals[refusal.reason] = self.trace.refusals.get(refusal.reason, 0) + 1
         stamp = _time(ros_ns)
         self.pub_pclock.publish(Clock(clock=stamp))
         if self.k % self.cfg.frame_every == 0:
@@ -376,17 +424,51 @@ class FaultRig:
         )  # fmt: skip
         self.k += 1
 
+    def _handshake_once(self, ns: int) -> bool:
+        """One handshake frame stamped ``ns``: True if its plan got a decision from the safety node."""
+        n_rep, n_status = len(self.reports), len(self._statuses)
+        self._publish_frame(_time(ns))
+
+        def report() -> Any:
+            return next(
+                (r for r in self.reports.messages[n_rep:]
+                 if r.event == PlannerState.EVENT_DONE and _ns(r.frame_stamp) == ns),
+                None,
+            )  # fmt: skip
+
+        if not wait_until(lambda: report() is not None, 5.0, period=0.005):
+            return False
+        plan_id = int(report().plan_id)
+        return plan_id > 0 and wait_until(
+            lambda: any(int(m.plan_id) == plan_id for m in self._statuses.messages[n_status:]),
+            1.0,
+            period=0.005,
+        )
+
     def _frame(self, stamp: Any, ros_ns: int) -> None:
-        n = self.cfg.image_size
-        img = Image(height=n, width=n, encoding="rgb8", is_bigendian=0, step=3 * n)
-        img.header.stamp, img.header.frame_id = stamp, "rig_camera"
-        img.data = bytes(3 * n * n)
-        self.pub_image.publish(img)
+        self._publish_frame(stamp)
         # The planner refuses a frame not newer than one it holds (out of order, after a backwards /clock
         # jump) and reports nothing on it: no wait for those.
         newer, self._newest_frame_ns = ros_ns > self._newest_frame_ns, max(ros_ns, self._newest_frame_ns)
         if not self.planner_answers or not newer:
             return
+        self._await_plan(ros_ns)
+
+    def _publish_frame(self, stamp: Any) -> None:
+        n = self.cfg.image_size
+        if self.cfg.compressed:
+            fmt, data = rgb_to_compressed(np.zeros((n, n, 3), dtype=np.uint8), "jpeg")
+            cimg = CompressedImage(format=fmt, data=data)
+            cimg.header.stamp, cimg.header.frame_id = stamp, "rig_camera"
+            self.pub_compressed.publish(cimg)
+        else:
+            img = Image(height=n, width=n, encoding="rgb8", is_bigendian=0, step=3 * n)
+            img.header.stamp, img.header.frame_id = stamp, "rig_camera"
+            img.data = bytes(3 * n * n)
+            self.pub_image.publish(img)
+
+    def _await_plan(self, ros_ns: int) -> None:
+        """The planner's report on the frame stamped ``ros_ns``, and the safety decision on its plan."""
 
         def report() -> Any:
             return next(
@@ -425,10 +507,8 @@ class FaultRig:
     def close(self) -> None:
         for p in self.planners:
             if p.alive():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     self.signal(p, signal.SIGCONT)  # a stopped process cannot handle SIGINT
-                except ProcessLookupError:
-                    pass
             p.stop(timeout=5)
         if self.safety is not None:
             self.safety.stop(timeout=5)
