@@ -127,6 +127,7 @@ class Trace:
     plans: list[tuple[int, Any]] = field(default_factory=list)  # (rig tick at receipt, ActionSequence)
     timeouts: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)  # setpoints the sim's controller gate refused
+    handshakes: list[tuple[int, int]] = field(default_factory=list)  # (tick, plan_id) of handshake plans
     events: list[tuple[int, str]] = field(default_factory=list)  # (tick, what the rig did)
 
 
@@ -256,6 +257,12 @@ class FaultRig:
         base = round(self.cfg.start_s * 1e9) + self.k * self.tick_ns + self.offset_ns - 1_000_000_000
         for i in range(300):
             if self._handshake_once(base + i * 1_000_000):
+                # Plans of earlier tries whose report came late are handshake plans too.
+                stamps = {base + j * 1_000_000 for j in range(i + 1)}
+                self.trace.handshakes += [
+                    (self.k, int(r.plan_id)) for r in self.reports.messages
+                    if _ns(r.frame_stamp) in stamps and int(r.plan_id) > 0
+                ]  # fmt: skip
                 return
         raise RuntimeError("no plan of the planner reached the safety node:\n" + planner.output()[-3000:])
 

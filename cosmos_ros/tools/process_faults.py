@@ -202,8 +202,12 @@ def analyse(name: str, trace: Trace, fault_k: int, limits_file: str) -> ProcessR
     rest = _rest_tick(ticks, states, fault_k)
     recover = _recovery_tick(trace, states, fault_k, rest)
     rejections: Counter[str] = Counter()
+    # The rig's discovery handshake plans are rejected as stale on purpose (a late decision on one may come
+    # in after the handshake, so they are known by plan id and reason).
+    handshakes = {plan_id for _, plan_id in trace.handshakes}
     for k, s in trace.statuses:
-        if k >= fault_k and int(s.decision) == 3:
+        handshake = int(s.plan_id) in handshakes and list(s.reasons) == ["stale"]
+        if k >= fault_k and int(s.decision) == 3 and not handshake:
             rejections.update(str(r) for r in s.reasons)
     problems, soft = check_segments(trace, limits_file)
     notes = []
