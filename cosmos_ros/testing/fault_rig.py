@@ -175,7 +175,6 @@ class FaultRig:
         self.setpoints = p.record(Float64MultiArray, COMMANDS, DEEP)
         self.reports = p.record(PlannerState, "/planner_state", DEEP)
         self._statuses = Recorder()
-        self._plans = Recorder()
         p.node.create_subscription(SafetyStatus, "/safety_status", self._on_status, DEEP)
         p.node.create_subscription(ActionSequence, "/action_sequence", self._on_plan, DEEP)
 
