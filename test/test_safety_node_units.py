@@ -190,6 +190,26 @@ def test_interval_histogram_percentiles() -> None:
     assert h.count == 0 and math.isnan(h.percentile(99))
 
 
+def test_interval_histogram_percentile_while_a_tick_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 soak: the tick thread records between the diagnostics thread's snapshot of the bins and its
+    read of ``count``. The percentile must come from the snapshot alone (it reported 250.005 ms, past the
+    last bin and above the window's max, for a window of 30 ticks of 10 ms)."""
+    import cosmos_ros.nodes.safety_node as sn
+
+    h = IntervalHistogram(bin_s=1e-5, max_s=0.25)
+    for _ in range(30):
+        h.record(0.010)
+    real_cumsum = np.cumsum
+
+    def cumsum_then_a_tick(a: np.ndarray) -> np.ndarray:
+        snapshot = real_cumsum(a)
+        h.record(0.010)  # the tick thread runs right after the snapshot
+        return snapshot
+
+    monkeypatch.setattr(sn.np, "cumsum", cumsum_then_a_tick)
+    assert h.percentile(99) == pytest.approx(0.010, abs=1e-5)
+
+
 def test_params_file_carries_every_parameter_with_its_declared_default(repo_root: Path) -> None:
     """config/safety.yaml and PARAMETERS must not drift: same names, same defaults (control_rate_hz is
     deliberately absent from the file: unset means "the limits file's rate")."""

@@ -139,10 +139,14 @@ class IntervalHistogram:
         """The ``q``-th percentile (0..100) in seconds, at the bin centre; NaN when empty."""
         if not 0 <= q <= 100:
             raise ValueError(f"q must be in [0, 100], got {q}")
-        if self.count == 0:
-            return math.nan
+        # Count from the same snapshot as the cumulative sums: the tick thread records while the diagnostics
+        # thread reads, and a `count` read after the snapshot could ask for a sample the snapshot does not
+        # hold (index past the last bin: a p99 above the window's max, seen in a soak with ~30-tick windows).
         cum = np.cumsum(self._bins)
-        target = max(1, math.ceil(q / 100.0 * self.count))
+        n = int(cum[-1])
+        if n == 0:
+            return math.nan
+        target = max(1, math.ceil(q / 100.0 * n))
         i = int(np.searchsorted(cum, target))
         return (i + 0.5) * self.bin_s
 
