@@ -5,13 +5,18 @@ Runs the ``SafetySupervisor`` in-process (stepped time, no ROS graph) against a 
 whether the stream is within the limits (decided by the independent checker ``cosmos_ros.safety.verify``),
 and the time until the output was at rest (watchdog) or following new plans again (recovery).
 
-Scope, stated plainly: these are the faults as the safety core sees them (plans stop, pause, restart with a
-fresh ``plan_id`` sequence in a new session, or the clock jumps). Real processes (SIGKILL/SIGSTOP of a planner
-process) and a DDS participant restart are not exercised by this tool.
+Two tables:
+
+- default: the faults as the safety core sees them (plans stop, pause, restart with a fresh ``plan_id``
+  sequence in a new session, or the clock jumps), in-process, no ROS graph;
+- ``--processes``: the same faults done to real processes over DDS (planner SIGKILL, SIGSTOP/SIGCONT,
+  restart, a second participant with the same node name, the safety node SIGKILL and restart, ``/clock``
+  jumps), with the expert planner, the safety node and the sim's robot (PID controllers with their command
+  time-out) in stepped time; see ``cosmos_ros/tools/process_faults.py``. Needs the ROS 2 install space.
 
 Usage::
 
-    python -m cosmos_ros.tools.fault_injection [--limits config/limits/arm7_joints.yaml]
+    python -m cosmos_ros.tools.fault_injection [--limits config/limits/arm7_joints.yaml] [--processes]
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +73,7 @@ class Result:
     within_limits: bool
     time_to_rest_s: float | None
     time_to_recover_s: float | None
+    notes: str = ""
 
 
 # A scenario says, at each planner slot, whether the planner sends (and may change the planner or the clock).
@@ -155,7 +160,9 @@ def run_scenario(limits: SafetyLimits, name: str, scenario: Scenario, clock_jump
 
 
 def format_table(results: list[Result]) -> str:
-    head = ("fault", "streamed after the fault", "within limits", "to rest", "to recovery")
+    notes = any(r.notes for r in results)
+    head: tuple[str, ...] = ("fault", "streamed after the fault", "within limits", "to rest", "to recovery")
+    head += ("notes",) if notes else ()
     rows = [
         (
             r.fault,
@@ -164,6 +171,7 @@ def format_table(results: list[Result]) -> str:
             "-" if r.time_to_rest_s is None else f"{r.time_to_rest_s:.2f} s",
             "-" if r.time_to_recover_s is None else f"{r.time_to_recover_s:.2f} s",
         )
+        + ((r.notes or "-",) if notes else ())
         for r in results
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
@@ -174,16 +182,42 @@ def format_table(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parents[2] / "config" / "limits" / "arm7_joints.yaml"
-    p.add_argument("--limits", default=str(default), help="limits file (default: %(default)s)")
+    p.add_argument("--limits", default="", help="limits file (default: the package's arm7_joints.yaml)")
+    p.add_argument("--processes", action="store_true", help="real processes over DDS (see the docstring)")
     args = p.parse_args(argv)
+    if not args.limits:  # the source checkout's or the install space's share directory
+        from cosmos_ros.tools.eval_closed_loop import _limits_path
+
+        args.limits = str(_limits_path())
+    if args.processes:
+        return _main_processes(args.limits)
     limits = load_limits(args.limits)
     results = [run_scenario(limits, name, sc, jump) for name, (sc, jump) in SCENARIOS.items()]
     print(
         f"fault at t = {FAULT_AT_S:g} s; core in-process, {1.0 / PLAN_PERIOD_S:g} Hz plans of {CHUNK} steps"
     )
     print(format_table(results))
-    print("not exercised here: real SIGKILL/SIGSTOP of a planner process, DDS participant restart, two hosts")
+    print("real processes (SIGKILL/SIGSTOP, restarts, a DDS participant restart): run with --processes")
+    return 0 if all(r.within_limits for r in results) else 1
+
+
+def _main_processes(limits_file: str) -> int:
+    from cosmos_ros.testing.ros_harness import pick_domain_id
+    from cosmos_ros.tools import process_faults as pf
+
+    results = []
+    for i, name in enumerate(pf.SCENARIOS):
+        r, _ = pf.run_scenario(name, (pick_domain_id() + i) % 100 + 1, limits_file)
+        results.append(
+            Result(r.fault, r.streamed, r.within_limits, r.time_to_rest_s, r.time_to_recover_s, r.notes)
+        )
+        print(f"[faults] {name}: done", flush=True)
+    print(
+        f"fault at t = {pf.FAULT_AT_S:g} s of sim time (the arm moving); real processes over DDS: the safety "
+        "node, the expert planner (frames every 0.2 s, 16-step plans at 15 Hz), the sim's robot (PID "
+        "controllers, 0.2 s command time-out) stepped by the rig at 10 ms; times are sim time"
+    )
+    print(format_table(results))
     return 0 if all(r.within_limits for r in results) else 1
 
 
