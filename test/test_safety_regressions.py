@@ -3,8 +3,8 @@
 Each test reproduces the defect as the review described it and failed on the code before its fix:
 
 1. ``~/reset_estop`` succeeded while the last e-stop input was still true.
-2. A long plan stalled the control loop (here: the plan-length bound; the tick gap over DDS is measured in
-   ``test_safety_node_long_plan.py``).
+2. A long plan stalled the control loop (here: the plan-length bound; the tick gap over DDS is measured by
+   ``test_safety_node.py::test_longest_allowed_plan_does_not_stall_the_tick``).
 3. An older plan resumed after a shorter, newer plan ended.
 4. ``estop_mode: hold`` walked the command toward a measured state that moved during the latch.
 5. An implausible measured state (1e308) became the first setpoint.
