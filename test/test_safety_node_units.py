@@ -262,3 +262,65 @@ def test_activation_cycles_reuse_one_ticker_and_do_not_grow_memory() -> None:
     finally:
         node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_a_plan_being_checked_does_not_hold_the_control_tick() -> None:
+    """Issue 9 defect 2 without a clock: while a plan's check and clamp (``prepare``) is held inside the plan
+    callback, a control tick runs to completion; with the check under the tick's lock it would wait for the
+    check (here: forever, until the test releases it). After the release the plan is committed."""
+    import os
+    import threading
+
+    import rclpy
+
+    from cosmos_ros.msg import SafetyStatus
+    from cosmos_ros.nodes.conversions import plan_to_msg
+    from cosmos_ros.nodes.safety_node import SafetyNode
+    from cosmos_ros.plan import Plan
+    from cosmos_ros.safety import load_limits
+
+    limits_path = Path(__file__).resolve().parents[1] / "config" / "limits" / "arm7_joints.yaml"
+    limits = load_limits(limits_path)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=os.getpid() % 100 + 1)
+    node = SafetyNode(context=ctx, parameter_overrides=[Parameter("limits_file", value=str(limits_path))])
+    entered, release = threading.Event(), threading.Event()
+    try:
+        assert node.bring_up()
+        sup = node._supervisor
+        real_prepare = sup.prepare
+
+        def held_prepare(*args: Any, **kwargs: Any) -> Any:
+            entered.set()
+            release.wait(60.0)
+            return real_prepare(*args, **kwargs)
+
+        sup.prepare = held_prepare  # instance attribute: this node's supervisor only
+        decisions: list[Any] = []
+        node._publish_decision = lambda d, _c: decisions.append(d)  # type: ignore[method-assign]
+        plan = Plan(
+            plan_id=1,
+            stamp_s=0.0,
+            t0_s=0.0,
+            step_period_s=0.1,
+            axis_names=limits.axis_names,
+            values=np.zeros((limits.max_plan_steps, len(limits.axis_names))),
+            frame_id=limits.frame_id,
+            action_space=limits.action_space,
+        )
+        checker = threading.Thread(target=node._on_plan, args=(plan_to_msg(plan),), daemon=True)
+        checker.start()
+        assert entered.wait(30.0), "the plan callback never reached prepare"
+        tick = threading.Thread(target=node._on_tick, daemon=True)
+        tick.start()
+        tick.join(30.0)
+        assert not tick.is_alive(), "a control tick waited for the plan check"
+        assert not decisions, "the plan was committed before its check ended"
+        release.set()
+        checker.join(30.0)
+        assert not checker.is_alive() and len(decisions) == 1
+        assert decisions[0].plan_id == 1 and int(decisions[0].decision) != SafetyStatus.DECISION_NONE
+    finally:
+        release.set()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
