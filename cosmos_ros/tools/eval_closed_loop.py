@@ -88,12 +88,12 @@ def _limits_path() -> Path:
     raise FileNotFoundError(LIMITS)
 
 
-def check_records(record_dir: Path, result: RowResult) -> None:
+def check_records(record_dir: Path, result: RowResult, limits_file: Path | None = None) -> None:
     """Outcomes, max jerk and the independent limit check from the sim's records of controller inputs."""
     from cosmos_ros.safety import load_limits
     from cosmos_ros.safety.verify import find_violations
 
-    limits = load_limits(_limits_path())
+    limits = load_limits(limits_file or _limits_path())
     arrays = limits.column_arrays(np.inf)
     for path in sorted(record_dir.glob("episode_*.npz")):
         rec = load_record(path)
@@ -194,21 +194,27 @@ def run_row(
     plan_rate_hz: float = 1.0,
     timeout_per_episode_s: float = 1800.0,
     planner_overrides: dict[str, Any] | None = None,
+    limits_file: str | Path | None = None,
 ) -> RowResult:
-    """Start safety + planner (or expert) + sim, run the episodes, collect and check the results."""
+    """Start safety + planner (or expert) + sim, run the episodes, collect and check the results.
+
+    ``limits_file``: the safety node's limits (default ``config/limits/arm7_joints.yaml``); the independent
+    check of the controller inputs uses the same file.
+    """
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
     from cosmos_ros.msg import ActionSequence, SafetyStatus, SimEpisode
     from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, wait_active
 
     result = RowResult(row)
+    limits = Path(limits_file) if limits_file else _limits_path()
     record_dir = work / f"records_{row}"
     safety = NodeProcess(
         "cosmos_ros.nodes.safety_node",
         domain_id,
         params={
             "use_sim_time": True,
-            "limits_file": str(_limits_path()),
+            "limits_file": str(limits),
             "output_adapters": ["float64_per_axis", "float64_multi_array"],
         },
     )
@@ -264,7 +270,7 @@ def run_row(
         count_statuses(statuses.messages, result)
         count_plan_jumps(plan_msgs.messages, statuses.messages, result)
         result.episode_starts = episode_starts(episode_msgs.messages)
-    check_records(record_dir, result)
+    check_records(record_dir, result, limits)
     result.wall_s = time.monotonic() - t0
     return result
 

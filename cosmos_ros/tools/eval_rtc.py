@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import re
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,17 @@ def _cells(r: Any) -> str:
     )
 
 
+def _limits_copy(ecl: Any, work: Path, staleness_limit_s: float) -> Path:
+    """The default limits file with another ``staleness_limit_s`` (everything else, comments too, as is)."""
+    text = ecl._limits_path().read_text()
+    new, n = re.subn(r"(?m)^staleness_limit_s:.*$", f"staleness_limit_s: {staleness_limit_s}", text)
+    if n != 1:
+        raise SystemExit(f"expected one staleness_limit_s line in {ecl._limits_path()}, found {n}")
+    out = work / "limits_staleness.yaml"
+    out.write_text(new)
+    return out
+
+
 def run(args: argparse.Namespace) -> str:
     ecl = _eval_module()
     from cosmos_ros.testing.ros_harness import pick_domain_id
@@ -112,9 +124,11 @@ def run(args: argparse.Namespace) -> str:
         own = Path(model) / "action_space.yaml"
         action_space = str(own) if own.is_file() else "arm7_joints"
     horizon = args.chunk_size / args.fps
+    limits_file = _limits_copy(ecl, work, args.staleness_limit_s) if args.staleness_limit_s else None
     lines = [
         f"closed loop, {args.episodes} episodes per cell, chunk {args.chunk_size} at {args.fps:g} Hz "
-        f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, row {args.row}, model {model}",
+        f"(horizon {horizon:.3f} s), {args.num_inference_steps} steps, row {args.row}, model {model}"
+        + (f", staleness_limit_s {args.staleness_limit_s}" if args.staleness_limit_s else ""),
         f"{'latency':>8} {'schedule':<22} {'success':>8} {'t_success s':>12} {'stale':>6} {'watchdog':>8} "
         f"{'jump max':>9} {'jump p50':>9} {'sw jerk':>9} {'sw dv':>7} {'max jerk':>9} {'plans':>6} "
         f"{'rejected':>8} {'timeouts':>8}",
@@ -139,6 +153,7 @@ def run(args: argparse.Namespace) -> str:
                 pick_domain_id(),
                 plan_rate_hz=camera_hz,
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
+                limits_file=limits_file,
             )
             lines.append(f"{100 * fraction:>7.0f}% {name:<22} " + _cells(r))
             print(lines[-1], flush=True)  # a long run's finished cells stay visible if it is stopped
@@ -158,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=16)
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--num-inference-steps", type=int, default=10)
+    p.add_argument(
+        "--staleness-limit-s",
+        type=float,
+        default=None,
+        help="run the safety node on a copy of the limits file with this staleness_limit_s",
+    )
     p.add_argument("--work-dir", default="")
     p.add_argument("--out", default="", help="also write the table to this file")
     args = p.parse_args(argv)
