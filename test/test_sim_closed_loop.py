@@ -115,23 +115,25 @@ def test_random_weights_do_not_succeed(tmp_path: Path, domain_id, tiny_model_dir
 
 
 @pytest.mark.slow
-def test_committed_trained_model_touches_a_cube_it_was_trained_on(tmp_path: Path, domain_id):
-    """The committed tiny policy through the real planner, safety node and PID controllers, on a scene from
-    its training set (seed 2; make_sim_demos seeds 0-299 minus held-out ones): it succeeds there. On held-out
-    scenes it mostly does not (it memorised its 270 scenes; README "Closed-loop simulation" has the numbers),
-    so this test states the loop works with a trained model, not that the model generalises."""
+def test_committed_trained_model_touches_the_named_cube_on_a_held_out_scene(tmp_path: Path, domain_id):
+    """The committed tiny policy through the real planner (fast backend), safety node and PID controllers on
+    held-out evaluation seed 1,000,002 ("touch the red cube"): it succeeds there, as it did in the
+    50-episode run (README "Closed-loop simulation": 32 % of held-out seeds, so most seeds fail; lockstep
+    makes one seed's outcome repeatable). This states that the loop works with a trained model, not how
+    often."""
     from cosmos_ros.models import PANDA_TOUCH_TINY, profile_path
 
     result = run_row(
         "trained",
         1,
-        2,
+        1_000_002,
         str(PANDA_TOUCH_TINY),
         str(profile_path(PANDA_TOUCH_TINY)),
         0.0,
         10,
         tmp_path,
         domain_id,
+        planner_overrides={"backend": "fast"},
     )
     assert not result.error, result.error
     assert result.episodes == 1 and result.successes == 1, result

@@ -191,7 +191,10 @@ def test_committed_model_reproduces_its_training_scenes_far_better_than_the_mean
     held = set(record["held_out_episodes"])
     seeds = [s for s in range(record["demos"]["episodes"] + len(held)) if s not in held][:COMMITTED_EPISODES]
     parts = [
-        generate_demos(load_sim_config(None), DemoConfig(episodes=1, seed=s, decisions_per_episode=2))
+        generate_demos(
+            load_sim_config(None),
+            DemoConfig(episodes=1, seed=s, decisions_per_episode=2, decision_interval_s=0.7),  # as trained
+        )
         for s in seeds
     ]
     frames = np.concatenate([p["frames"] for p in parts])
