@@ -25,6 +25,7 @@ import numpy as np
 
 from cosmos_ros.safety import load_limits
 from cosmos_ros.safety.verify import Violation, find_violations
+from cosmos_ros.tools.fault_injection import Result
 
 if TYPE_CHECKING:  # the rig imports rclpy; the analysis below does not need it
     from cosmos_ros.testing.fault_rig import FaultRig, RigConfig, Tick, Trace
@@ -39,13 +40,9 @@ REST_SPEED_RAD_S = 0.05
 
 
 @dataclass
-class ProcessResult:
-    fault: str
-    streamed: str
-    within_limits: bool
-    time_to_rest_s: float | None
-    time_to_recover_s: float | None
-    notes: str = ""
+class ProcessResult(Result):
+    """A row of the fault table (``fault_injection.Result``) plus what a real-process run also counts."""
+
     rejections: Counter[str] = field(default_factory=Counter)
     timeouts: dict[str, int] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
