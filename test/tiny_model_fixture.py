@@ -1,11 +1,10 @@
 """Session-scoped fixtures that generate the tiny random-weight Cosmos 3 pipeline once per test session.
 
-Why generated, not stored: the model is a build artefact (about 1 MB of random weights) and must never be
-committed; generating it takes a few seconds and exercises ``cosmos_ros.tools.make_tiny_model`` every run.
-Tests load it through ``DiffusionPipeline.from_pretrained`` exactly like a real checkpoint.
-
-Wire-up: ``test/conftest.py`` imports these (``from tiny_model_fixture import tiny_model_dir,
-tiny_model_no_action_dir``); until then, test modules import them directly.
+Why generated, not stored: random weights are a build artefact, and generating them takes a few seconds and
+exercises ``cosmos_ros.tools.make_tiny_model`` every run (the one committed model, the *trained*
+``cosmos_ros/models/panda_touch_tiny``, is data with a training record). Tests load the random pipeline
+through ``DiffusionPipeline.from_pretrained`` exactly like a real checkpoint. ``test/conftest.py`` imports
+these fixtures for every test module.
 """
 
 from __future__ import annotations
