@@ -43,6 +43,22 @@ _SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_star
 # Tiny sizes. Changing them changes the stored output slice in test/test_runtime_model.py.
 TINY_ACTION_DIM = 32
 _LATENT_CHANNELS = 8
+# The tiny Wan VAE (16x spatial, 4x temporal, 8 latent channels); the trainer builds the same one.
+TINY_VAE_KWARGS: dict[str, object] = {
+    "base_dim": 4,
+    "z_dim": _LATENT_CHANNELS,
+    "dim_mult": [1, 1, 1],
+    "num_res_blocks": 1,
+    "temperal_downsample": [True, True],
+    "is_residual": True,
+    "in_channels": 48,  # 3 RGB channels x patch 4 x 4
+    "out_channels": 48,
+    "patch_size": 4,
+    "scale_factor_spatial": 16,
+    "scale_factor_temporal": 4,
+    "latents_mean": [0.0] * _LATENT_CHANNELS,
+    "latents_std": [1.0] * _LATENT_CHANNELS,
+}
 
 
 def _build_tokenizer():  # -> transformers.PreTrainedTokenizerFast
@@ -110,21 +126,7 @@ def make_tiny_pipeline(out_dir: str | Path, seed: int = 0, action_gen: bool = Tr
     )
 
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
-        base_dim=4,
-        z_dim=_LATENT_CHANNELS,
-        dim_mult=[1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[True, True],
-        is_residual=True,
-        in_channels=48,  # 3 RGB channels x patch 4 x 4
-        out_channels=48,
-        patch_size=4,
-        scale_factor_spatial=16,
-        scale_factor_temporal=4,
-        latents_mean=[0.0] * _LATENT_CHANNELS,
-        latents_std=[1.0] * _LATENT_CHANNELS,
-    )
+    vae = AutoencoderKLWan(**TINY_VAE_KWARGS)
 
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction",

@@ -125,7 +125,8 @@ def build_pipeline(cfg: TrainConfig, action_dim: int) -> Any:
         UniPCMultistepScheduler,
     )
 
-    from cosmos_ros.tools.make_tiny_model import _build_tokenizer  # the project's offline tokenizer
+    # The project's offline tokenizer and tiny VAE, as make_tiny_model builds them.
+    from cosmos_ros.tools.make_tiny_model import _LATENT_CHANNELS, TINY_VAE_KWARGS, _build_tokenizer
 
     tokenizer = _build_tokenizer()
     torch.manual_seed(cfg.seed)
@@ -149,7 +150,7 @@ def build_pipeline(cfg: TrainConfig, action_dim: int) -> Any:
         dtype="float32",
     )
     torch.manual_seed(cfg.seed)
-    vae = AutoencoderKLWan(**_VAE_KWARGS)
+    vae = AutoencoderKLWan(**TINY_VAE_KWARGS)
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction",
         use_flow_sigmas=True,
@@ -165,25 +166,6 @@ def build_pipeline(cfg: TrainConfig, action_dim: int) -> Any:
         safety_checker=None,
         enable_safety_checker=False,  # a trained toy policy for a simulated task; cosmos_guardrail is absent
     )
-
-
-# The tiny VAE of cosmos_ros.tools.make_tiny_model (16x spatial, 4x temporal, 8 latent channels).
-_LATENT_CHANNELS = 8
-_VAE_KWARGS: dict[str, Any] = {
-    "base_dim": 4,
-    "z_dim": _LATENT_CHANNELS,
-    "dim_mult": [1, 1, 1],
-    "num_res_blocks": 1,
-    "temperal_downsample": [True, True],
-    "is_residual": True,
-    "in_channels": 48,
-    "out_channels": 48,
-    "patch_size": 4,
-    "scale_factor_spatial": 16,
-    "scale_factor_temporal": 4,
-    "latents_mean": [0.0] * _LATENT_CHANNELS,
-    "latents_std": [1.0] * _LATENT_CHANNELS,
-}
 
 
 def encode_frames(
