@@ -129,24 +129,29 @@ def check_records(record_dir: Path, result: RowResult, limits_file: Path | None 
 
 def plan_sample(msg: Any, axes: Sequence[str] = ARM_AXES) -> PlanSample | None:
     """An ``ActionSequence``'s arm-joint positions at their absolute times (None if it lacks the axes)."""
-    traj = msg.trajectory
-    names = list(traj.joint_names)
-    if not traj.points or any(a not in names for a in axes):
+    from cosmos_ros.nodes.conversions import msg_to_plan
+
+    try:
+        plan = msg_to_plan(msg)
+    except ValueError:
         return None
-    cols = [names.index(a) for a in axes]
-    stamp = msg.trajectory.header.stamp  # t0: the time step 0 is meant for
-    t0 = stamp.sec + stamp.nanosec * 1e-9
-    times = np.array([t0 + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in traj.points])
-    values = np.array([[p.positions[c] for c in cols] for p in traj.points], dtype=np.float64)
-    return PlanSample(int(msg.plan_id), str(msg.goal), times, values)
+    if any(a not in plan.axis_names for a in axes):
+        return None
+    cols = [plan.axis_names.index(a) for a in axes]
+    times = np.array([plan.step_time(k) for k in range(len(plan.values))])
+    return PlanSample(plan.plan_id, plan.goal, times, plan.values[:, cols])
 
 
 def count_plan_jumps(plans: Sequence[Any], statuses: Sequence[Any], result: RowResult) -> None:
     """Plan-to-plan disagreement at each switch; switch time = stamp of the safety node's decision."""
+    from cosmos_ros.msg import SafetyStatus
+    from cosmos_ros.nodes.conversions import time_to_sec
+
+    streamed = (SafetyStatus.DECISION_ACCEPTED, SafetyStatus.DECISION_CLAMPED)
     switch_times = {
-        int(s.plan_id): s.header.stamp.sec + s.header.stamp.nanosec * 1e-9
+        int(s.plan_id): time_to_sec(s.header.stamp)
         for s in statuses
-        if s.plan_id > 0 and int(s.decision) in (1, 2)  # accepted / clamped: streamed
+        if s.plan_id > 0 and int(s.decision) in streamed
     }
     samples = [p for p in (plan_sample(m) for m in plans) if p is not None]
     result.plan_jumps.extend(plan_jumps(samples, switch_times))
@@ -156,8 +161,10 @@ def count_plan_jumps(plans: Sequence[Any], statuses: Sequence[Any], result: RowR
 
 def episode_starts(episodes: Sequence[Any]) -> dict[int, float]:
     """Seed -> sim time (s) of episode time 0, from ``SimEpisode`` messages of the running phase or later."""
+    from cosmos_ros.nodes.conversions import time_to_sec
+
     return {
-        int(m.seed): m.start_time.sec + m.start_time.nanosec * 1e-9
+        int(m.seed): time_to_sec(m.start_time)
         for m in episodes
         if int(m.phase) >= 1  # SimEpisode.PHASE_RUNNING: start_time is this episode's (not the previous)
     }
