@@ -487,7 +487,7 @@ class FastPolicyBackend:
         request: PolicyRequest,
         plan: PreparedPlan,
         n_vis: int,
-        uploaded: tuple[torch.Tensor, torch.Tensor] | None = None,
+        uploaded: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The velocity that keeps an action row on the prefix, and the rows' weights (``None``: no prefix).
 
@@ -509,9 +509,7 @@ class FastPolicyBackend:
                 f"prefix has {prefix.actions.shape[1]} action columns, domain {request.domain_name!r} has "
                 f"{plan.raw_dim}"
             )
-        if uploaded is None:
-            uploaded = self._upload_prefix(request)
-            assert uploaded is not None
+        assert uploaded is not None, "a prefix without its upload (_upload_prefix)"
         actions, weights = uploaded
         target = torch.zeros(request.chunk_size, self.action_dim, device=self.device, dtype=torch.float32)
         target[:, : plan.raw_dim] = actions

@@ -72,7 +72,7 @@ def _isolated_loop_cost(backend: Any, request: Any, steps: int, reps: int) -> fl
     for _ in range(reps):
         _sync(backend.device)
         t0 = time.perf_counter()
-        pin = backend._prefix_velocity(request, plan, n_vis)
+        pin = backend._prefix_velocity(request, plan, n_vis, backend._upload_prefix(request))
         assert pin is not None
         for i in range(steps):
             v_act = velocities[i, n_vis:].view(request.chunk_size, backend.action_dim)
