@@ -243,3 +243,27 @@ def test_demonstrations_from_several_workers_equal_one_process(config):
     other = generate_demos(config.with_camera_size(32, 32), replace(demo, seed=20, episodes=1))
     with pytest.raises(ValueError, match="image_size"):
         concat_demo_arrays([whole, other])
+
+
+def test_kinematic_frames_show_the_experts_pose_without_running_physics(config):
+    """--frame-mode kinematic: same episodes, goals and chunks as the simulated expert; the first frame (start
+    pose) is identical, later frames show the arm where the expert commanded it (near the simulated pose, not
+    equal: the PIDs lag); mixed sets join and say so."""
+    from dataclasses import replace
+
+    from cosmos_ros.sim.demos import concat_demo_arrays
+
+    demo = DemoConfig(episodes=2, seed=4, chunk=5, decisions_per_episode=3)
+    dyn = generate_demos(config, demo)
+    kin = generate_demos(config, replace(demo, frame_mode="kinematic"))
+    for key in ("goals", "actions", "episode"):
+        np.testing.assert_array_equal(kin[key], dyn[key])
+    np.testing.assert_array_equal(kin["frames"][[0, 3]], dyn["frames"][[0, 3]])
+    assert not np.array_equal(kin["frames"][2], kin["frames"][0])  # the arm moved in the picture
+    lag = np.abs(kin["joint_positions"] - dyn["joint_positions"])[:, :7].max()
+    assert 0.0 < lag < 0.2, lag
+    assert not kin["expert_success"].any() and str(kin["frame_mode"]) == "kinematic"
+    joined = concat_demo_arrays([dyn, generate_demos(config, replace(demo, seed=10, frame_mode="kinematic"))])
+    assert str(joined["frame_mode"]) == "dynamic+kinematic"
+    with pytest.raises(ValueError, match="frame_mode"):
+        DemoConfig(episodes=1, seed=0, frame_mode="teleport")

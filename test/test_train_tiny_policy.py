@@ -20,6 +20,7 @@ from cosmos_ros.training.trainer import (  # noqa: E402
     PROFILE_FILE,
     TrainConfig,
     build_pipeline,
+    encode_frames,
     reinit_action_heads,
     save_policy,
     train_policy,
@@ -86,6 +87,25 @@ def test_batched_forward_equals_the_stock_transformer_forward():
             v, a = packed.forward(pipe.transformer, xv[i : i + 1], xa[i], float(ts[i]), dom[i : i + 1])
             torch.testing.assert_close(pv[i], v[0, :, 1:], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(pa[i], a, atol=1e-5, rtol=1e-4)
+
+
+def test_batched_frame_encoding_equals_one_pil_image_at_a_time(demos):
+    """Training encodes frames in batches of one-frame videos; a policy call encodes one PIL image. Same
+    latents (a wrong scale, channel order or padding would change them), also for a smaller last batch."""
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import retrieve_latents
+    from PIL import Image
+
+    pipe = _tiny_pipe()
+    frames = demos.frames[:5]
+    batched, height, width = encode_frames(pipe, frames, SHAPE, batch_size=2)
+    with torch.no_grad():
+        for i, frame in enumerate(frames):
+            clip, size, _, _ = pipe._prepare_action_video_conditioning(
+                [Image.fromarray(frame)], SHAPE.resolution_tier, SHAPE.chunk_size + 1, "cpu", torch.float32
+            )
+            mu = retrieve_latents(pipe.vae.encode(clip), sample_mode="argmax")
+            torch.testing.assert_close(batched[i], pipe._remove_action_video_padding_from_latent(mu, size)[0])
+    assert (height, width) == (256, 256)
 
 
 def test_training_packs_the_sequence_exactly_as_the_sampler_does():

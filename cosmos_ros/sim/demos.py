@@ -8,6 +8,14 @@ recorded. Chunk modes:
 * ``hold`` (default): the IK target repeated ``chunk`` times. The target is a function of the cube position
   only, which a tiny policy can learn from one image; the safety node's limiter shapes the motion.
 * ``trajectory``: the expert's interpolated commands at ``t + (i+1)*step_period`` (a full reach trajectory).
+
+Frame modes:
+
+* ``dynamic`` (default): the frames come from the simulated execution above.
+* ``kinematic``: the arm is set (no physics) to the expert's commanded pose at each decision time and
+  rendered. Why: physics is ~90 % of the cost of an episode, and a policy that must generalise over cube
+  layouts needs many layouts more than it needs the PIDs' few millimetres of tracking lag in the picture.
+  The expert is not executed, so ``expert_success`` is not measured in this mode (recorded as False).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from cosmos_ros.sim.expert import IkExpert
 from cosmos_ros.sim.scene import PandaSim
 
 CHUNK_MODES = ("hold", "trajectory")
+FRAME_MODES = ("dynamic", "kinematic")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class DemoConfig:
     decisions_per_episode: int = 6
     decision_interval_s: float = 0.4
     chunk_mode: str = "hold"
+    frame_mode: str = "dynamic"
     # Mean joint speed (rad/s) the expert's reach is planned at (its duration = largest joint move / this).
     expert_speed_rad_s: float = 0.6
 
@@ -47,6 +57,8 @@ class DemoConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.chunk_mode not in CHUNK_MODES:
             raise ValueError(f"chunk_mode must be one of {CHUNK_MODES}, got {self.chunk_mode!r}")
+        if self.frame_mode not in FRAME_MODES:
+            raise ValueError(f"frame_mode must be one of {FRAME_MODES}, got {self.frame_mode!r}")
 
 
 class MinJerkReach:
@@ -84,6 +96,18 @@ def generate_demos(
             target = expert.target_for(episode.cubes[episode.goal_colour][0])
             reach = MinJerkReach(sim.joint_positions(), target, demo.expert_speed_rad_s)
             decision_times = [k * demo.decision_interval_s for k in range(demo.decisions_per_episode)]
+            if demo.frame_mode == "kinematic":
+                for t in decision_times:
+                    sim.set_joint_positions(reach(t))
+                    frames.append(sim.render())
+                    goals.append(episode.goal_text)
+                    joints.append(sim.joint_positions())
+                    actions.append(_chunk(reach, target, t, demo))
+                    episode_ids.append(seed)
+                successes.append(False)
+                if progress is not None:
+                    progress(i)
+                continue
             horizon = max(decision_times[-1], reach.duration_s) + 0.5
             while sim.time_s < horizon - 1e-9:
                 if decision_times and sim.time_s >= decision_times[0] - 1e-9:
@@ -115,6 +139,7 @@ def generate_demos(
         "image_size": np.array([sim_config.camera.height, sim_config.camera.width], dtype=np.int64),
         "joint_names": np.array(JOINT_NAMES),
         "chunk_mode": np.array(demo.chunk_mode),
+        "frame_mode": np.array(demo.frame_mode),
     }
 
 
@@ -126,20 +151,26 @@ def concat_demo_arrays(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.n
     """Join the outputs of several ``generate_demos`` runs (e.g. one per worker) into one set.
 
     The first part's ``seed`` is kept; parts must agree on the other metadata (image size, step period, ...)
-    and must not share an episode seed.
+    and must not share an episode seed. ``frame_mode`` may differ (a set of dynamic and kinematic frames is
+    labelled with both); files written before it existed count as ``dynamic``.
     """
     if not parts:
         raise ValueError("no demonstration parts to join")
+    parts = [{"frame_mode": np.array("dynamic"), **p} for p in parts]
     first = parts[0]
     for i, part in enumerate(parts[1:], start=1):
         for key in first:
-            if key not in _ROW_KEYS and key != "seed" and not np.array_equal(part[key], first[key]):
-                raise ValueError(f"demonstration part {i} differs in {key!r}: {part[key]} vs {first[key]}")
+            if key in (*_ROW_KEYS, "seed", "frame_mode"):
+                continue
+            if key not in part or not np.array_equal(part[key], first[key]):
+                theirs = part.get(key)
+                raise ValueError(f"demonstration part {i} differs in {key!r}: {theirs} vs {first[key]}")
     joined = {key: np.concatenate([p[key] for p in parts]) for key in _ROW_KEYS}
     episodes = np.concatenate([np.unique(p["episode"]) for p in parts])
     if np.unique(episodes).size != episodes.size:
         raise ValueError("demonstration parts share episode seeds")
-    return {**first, **joined}
+    modes = sorted({str(p["frame_mode"]) for p in parts} - {""})
+    return {**first, **joined, "frame_mode": np.array("+".join(modes))}
 
 
 def _chunk(reach: MinJerkReach, target: np.ndarray, now: float, demo: DemoConfig) -> np.ndarray:
@@ -151,6 +182,7 @@ def _chunk(reach: MinJerkReach, target: np.ndarray, now: float, demo: DemoConfig
 __all__ = [
     "ARM_JOINTS",
     "CHUNK_MODES",
+    "FRAME_MODES",
     "DemoConfig",
     "MinJerkReach",
     "concat_demo_arrays",

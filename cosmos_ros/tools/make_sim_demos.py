@@ -4,13 +4,14 @@ Usage::
 
     python -m cosmos_ros.tools.make_sim_demos --episodes 250 --seed 0 --out demos.npz \
         [--chunk 16] [--decisions 6] [--chunk-mode hold|trajectory] [--image-size 256] [--config panda.yaml]
-        [--workers 2] [--join part1.npz part2.npz ...]
+        [--frame-mode dynamic|kinematic] [--workers 2] [--join part1.npz part2.npz ...]
 
 Episode ``i`` uses seed ``seed + i``. Arrays (N = episodes x decisions): ``frames`` uint8 [N,H,W,3],
 ``goals`` str [N], ``actions`` float32 [N,T,8] (absolute targets: 7 joints rad + gripper opening m, one per
 ``step_period`` s), ``joint_positions`` float32 [N,8], ``episode`` int64 [N] (the episode's seed),
 ``expert_success`` bool [episodes]; metadata ``step_period``, ``seed``, ``image_size`` (H, W),
-``joint_names``, ``chunk_mode``. Evaluation seeds should not overlap: eval_closed_loop starts at 1,000,000.
+``joint_names``, ``chunk_mode``, ``frame_mode``. Evaluation seeds should not overlap: eval_closed_loop starts
+at 1,000,000.
 ``--workers N`` splits the episodes into N contiguous seed ranges run in N processes (the result is the same
 as one process: each episode depends on its seed only). ``--join`` writes the union of existing files instead.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cosmos_ros.sim.config import SimConfig, load_sim_config
-from cosmos_ros.sim.demos import CHUNK_MODES, DemoConfig, concat_demo_arrays, generate_demos
+from cosmos_ros.sim.demos import CHUNK_MODES, FRAME_MODES, DemoConfig, concat_demo_arrays, generate_demos
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--decision-interval", type=float, default=0.4, help="seconds between decision points"
     )
     parser.add_argument("--chunk-mode", choices=CHUNK_MODES, default="hold", help="hold: IK target repeated")
+    parser.add_argument(
+        "--frame-mode",
+        choices=FRAME_MODES,
+        default="dynamic",
+        help="dynamic: frames from the simulated execution; kinematic: arm set to the expert's pose (fast)",
+    )
     parser.add_argument("--image-size", type=int, default=None, help="square camera size (default: config)")
     parser.add_argument(
         "--config", type=Path, default=None, help="sim config YAML (default config/sim/panda.yaml)"
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         decisions_per_episode=args.decisions,
         decision_interval_s=args.decision_interval,
         chunk_mode=args.chunk_mode,
+        frame_mode=args.frame_mode,
     )
     start = time.monotonic()
     arrays = _generate(sim_config, demo, args.workers, start)

@@ -174,28 +174,33 @@ def encode_frames(
     shape: PolicyShape,
     device: Any = "cpu",
     progress: Callable[[int], None] | None = None,
+    batch_size: int = 32,
 ) -> tuple[Any, int, int]:
-    """Raw VAE latents ``[N, C, T, h, w]`` of the frames, encoded as a policy call does, and the canvas."""
+    """Raw VAE latents ``[N, C, T, h, w]`` of the frames, encoded as a policy call does, and the canvas.
+
+    ``batch_size`` frames at a time go through the pipeline's own conditioning code (as a batch of one-frame
+    videos in [0, 1], which it treats exactly like one PIL image each; ``test_train_tiny_policy`` checks) and
+    then through the VAE. Why batches: one clip at a time left a GPU idle, and encoding was most of a short
+    training run.
+    """
     import torch
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import retrieve_latents
-    from PIL import Image
 
     out = []
     height = width = 0
+    dev = torch.device(device)
     with torch.no_grad():
-        for i, frame in enumerate(frames):
-            clip, image_size, height, width = pipe._prepare_action_video_conditioning(
-                [Image.fromarray(np.ascontiguousarray(frame))],
-                shape.resolution_tier,
-                shape.chunk_size + 1,
-                device=torch.device(device),
-                dtype=torch.float32,
+        for start in range(0, len(frames), batch_size):
+            part = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size])).to(dev)
+            videos = part.permute(0, 3, 1, 2).unsqueeze(1).float() / 255.0  # [B, 1 frame, 3, H, W]
+            clips, image_size, height, width = pipe._prepare_action_video_conditioning(
+                videos, shape.resolution_tier, shape.chunk_size + 1, device=dev, dtype=torch.float32
             )
-            mu = retrieve_latents(pipe.vae.encode(clip), sample_mode="argmax")
-            out.append(pipe._remove_action_video_padding_from_latent(mu, image_size)[0])
+            mu = retrieve_latents(pipe.vae.encode(clips), sample_mode="argmax")
+            out.append(pipe._remove_action_video_padding_from_latent(mu, image_size))
             if progress is not None:
-                progress(i + 1)
-    return torch.stack(out), height, width
+                progress(start + part.shape[0])
+    return torch.cat(out), height, width
 
 
 def set_latent_stats(pipe: Any, raw_latents: Any) -> tuple[list[float], list[float]]:
@@ -257,8 +262,9 @@ def train_policy(
     ``time_limit_s`` is a safety net for leased machines: training stops after the step that crosses it
     (``TrainResult.losses`` then has fewer than ``cfg.steps`` entries; the record says so).
 
-    Noise, sigmas and batches are drawn on the CPU from ``cfg.seed`` whatever the device, so a GPU run and a
-    CPU run see the same samples (their weights still differ by floating-point rounding).
+    Batches and sigmas are drawn on the CPU from ``cfg.seed``; the noise is drawn on the training device (from
+    the same seed), because drawing it on the CPU and copying it held a GPU step back. One seed on one device
+    gives the same weights; a GPU and a CPU run see different noise.
     """
     import torch
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _EMBODIMENT_TO_DOMAIN_ID
@@ -294,15 +300,15 @@ def train_policy(
     opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     goals = [str(g) for g in demos.goals]
     result = TrainResult(pipe=pipe, stats=stats)
     for step in range(cfg.steps):
         rows = rng.integers(len(demos), size=cfg.batch_size)
         sigmas = np.clip(warp_sigma(rng.uniform(size=cfg.batch_size), cfg.flow_shift), 1e-3, 1.0)
         empty = rng.uniform(size=cfg.batch_size) < cfg.empty_prompt_prob
-        eps_v = torch.randn((cfg.batch_size, *tuple(latents.shape[1:])), generator=gen).to(dev)
-        eps_a = torch.randn((cfg.batch_size, *tuple(actions.shape[1:])), generator=gen).to(dev)
+        eps_v = torch.randn((cfg.batch_size, *tuple(latents.shape[1:])), generator=gen, device=dev)
+        eps_a = torch.randn((cfg.batch_size, *tuple(actions.shape[1:])), generator=gen, device=dev)
         keys = ["" if drop else goals[r] for r, drop in zip(rows, empty, strict=True)]
         opt.zero_grad(set_to_none=True)
         total = action_total = torch.zeros((), device=dev)
