@@ -2,13 +2,17 @@
 
 Usage::
 
-    python -m cosmos_ros.tools.soak --duration-s 600 [--interval-s 60] [--camera-hz 30]
+    python -m cosmos_ros.tools.soak --duration-s 600 [--interval-s 60] [--camera-hz 30] [--planner tiny]
 
 The sim node runs in free-run mode (``lockstep: false``, real time) with a camera at ``--camera-hz``, episodes
-back to back (the safety node is re-activated between episodes by the sim); the planner is the scripted
-expert (``expert_planner_node``: the whole planner node with an IK "model", so frames, worker, plans and
-diagnostics are the real ones; the tiny diffusion model takes seconds per plan on 2 CPU cores and would
-measure the model, not the plumbing). Per interval it prints:
+back to back (the safety node is re-activated between episodes by the sim). The planner (``--planner``):
+
+- ``expert`` (default): the scripted expert (``expert_planner_node``: the whole planner node with an IK
+  "model", so frames, worker, plans and diagnostics are the real ones, at a plan rate the plumbing sets);
+- ``tiny``: the planner node itself running the committed trained tiny Cosmos 3 policy
+  (``cosmos_ros/models/panda_touch_tiny``, fast backend): the model's allocations are soaked too.
+
+Per interval it prints:
 
 - resident memory (VmRSS, MiB) of each of the three processes;
 - frames: published by the sim (its ``camera_info``, one per frame), received by the planner, frame sets the
@@ -167,7 +171,30 @@ def summary(rows: Sequence[Row]) -> dict[str, float]:
     return out
 
 
-def run(duration_s: float, interval_s: float, camera_hz: float, domain_id: int) -> list[Row]:
+PLANNERS = ("expert", "tiny")
+
+
+def _planner_process(kind: str, domain_id: int) -> Any:
+    from cosmos_ros.models import PANDA_TOUCH_TINY, profile_path
+    from cosmos_ros.testing.ros_harness import NodeProcess
+
+    common: dict[str, Any] = {"use_sim_time": True, "camera_topics": ["image_raw"], "seed": 0}
+    if kind == "expert":
+        expert = {"model_path": "scripted_expert", "action_space": "arm7_joints"}
+        return NodeProcess("cosmos_ros.nodes.expert_planner_node", domain_id, params={**common, **expert})
+    params: dict[str, Any] = {
+        "model_path": str(PANDA_TOUCH_TINY),
+        "action_space": str(profile_path(PANDA_TOUCH_TINY)),
+        "backend": "fast",
+        "num_inference_steps": 10,
+        "guidance_scale": 1.0,
+    }
+    return NodeProcess("cosmos_ros.nodes.planner_node", domain_id, params={**common, **params})
+
+
+def run(
+    duration_s: float, interval_s: float, camera_hz: float, domain_id: int, planner_kind: str = "expert"
+) -> list[Row]:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
@@ -183,11 +210,9 @@ def run(duration_s: float, interval_s: float, camera_hz: float, domain_id: int) 
         params={"use_sim_time": True, "limits_file": str(_limits_path()),
                 "output_adapters": ["float64_per_axis", "float64_multi_array"]},
     )  # fmt: skip
-    planner = NodeProcess(
-        "cosmos_ros.nodes.expert_planner_node", domain_id,
-        params={"use_sim_time": True, "model_path": "scripted_expert", "action_space": "arm7_joints",
-                "camera_topics": ["image_raw"], "seed": 0},
-    )  # fmt: skip
+    if planner_kind not in PLANNERS:
+        raise ValueError(f"planner must be one of {PLANNERS}, got {planner_kind!r}")
+    planner = _planner_process(planner_kind, domain_id)
     sim = NodeProcess(
         "cosmos_ros.nodes.sim_node", domain_id,
         params={"lockstep": False, "real_time_factor": 1.0, "num_episodes": 0, "camera_rate_hz": camera_hz},
@@ -236,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration-s", type=float, default=600.0)
     p.add_argument("--interval-s", type=float, default=60.0)
     p.add_argument("--camera-hz", type=float, default=30.0)
+    p.add_argument("--planner", choices=PLANNERS, default="expert", help="scripted expert or the tiny model")
     args = p.parse_args(argv)
     if not (args.duration_s >= 3 * args.interval_s > 0):
         print("--duration-s must be at least 3 x --interval-s (> 0)", file=sys.stderr)
@@ -243,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     from cosmos_ros.testing.ros_harness import pick_domain_id
 
     print(format_rows([]).splitlines()[0], flush=True)
-    rows = run(args.duration_s, args.interval_s, args.camera_hz, pick_domain_id())
+    rows = run(args.duration_s, args.interval_s, args.camera_hz, pick_domain_id(), args.planner)
     print(format_rows(rows))
     print(
         "after warm-up (row 2 to the last): " + ", ".join(f"{k} {v:+.1f}" for k, v in summary(rows).items())
