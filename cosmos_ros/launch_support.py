@@ -9,29 +9,39 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-ARGUMENTS: dict[str, tuple[str, str]] = {
-    # name: (default, description)
-    "model_path": ("", "Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)."),
-    "action_space": ("arm7_joints", "Action-space profile (config/action_spaces/<name>.yaml) or YAML path."),
-    "limits_file": ("", "Safety limits YAML; empty: config/limits/<action_space>.yaml."),
-    "backend": ("fast", "Policy backend: fast (torch, default) | diffusers (reference) | tensorrt."),
-    "device": ("cpu", "Inference device: cpu | cuda | cuda:N."),
-    "dtype": ("float32", "Inference dtype: float32 | bfloat16 | float16."),
+from cosmos_ros.parameter_schema import ParameterSchema, launch_argument, parse_launch_value
+
+_PLANNER = ParameterSchema.load("planner_node")
+# Launch arguments that set the planner parameter of the same name: name -> (launch default, note). The
+# description, choices and range come from schemas/planner_node.yaml; an empty value keeps the params file's.
+PLANNER_PASS_THROUGH: dict[str, tuple[str, str]] = {
+    "model_path": ("", ""),
+    "action_space": ("arm7_joints", ""),
     # fast + 8 steps: what the demo runs; the reference backend at the params file's 30 steps plans slower
     # than the limits' 0.5 s staleness on a CPU, so every plan of a first run would be rejected as stale.
+    "backend": ("fast", "The launch default is fast (torch), the params file's diffusers (reference)."),
+    "device": ("cpu", ""),
+    "dtype": ("float32", ""),
+    "precision": ("", ""),
     "num_inference_steps": (
         "8",
-        "Denoising steps per plan (1..1000; empty: the params file's). Plan time grows linearly with it; a "
-        "plan older than the limits' staleness_limit_s when it reaches the safety node is rejected.",
+        "Plan time grows linearly with it; a plan older than the limits' staleness_limit_s when it reaches "
+        "the safety node is rejected.",
     ),
-    "chunk_size": ("", "Actions per plan (multiple of 4, 4..512); empty: the params file's (16)."),
-    "guidance_scale": ("", "Classifier-free guidance (1.0 = off, half the cost); empty: the params file's."),
+    "chunk_size": ("", ""),
+    "guidance_scale": ("", ""),
+    "camera_topics": ("", ""),
+    "compressed": ("", "One value for all topics."),
+    "goal_topic": ("", ""),
+}
+
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    # name: (default, description)
+    **{name: launch_argument(_PLANNER[name], *given) for name, given in PLANNER_PASS_THROUGH.items()},
+    "limits_file": ("", "Safety limits YAML; empty: config/limits/<action_space>.yaml."),
     "planner_params_file": ("", "Planner params file; empty: the package's config/planner.yaml."),
     "safety_params_file": ("", "Safety params file; empty: the package's config/safety.yaml."),
     "namespace": ("", "Namespace for both nodes and all their (relative) topics."),
-    "camera_topics": ("", "Camera topic(s), comma separated; empty: keep the params file's."),
-    "compressed": ("", "true: camera topics are CompressedImage; empty: keep the params file's."),
-    "goal_topic": ("", "Goal topic (std_msgs/String); empty: keep the params file's."),
     "output_adapters": (
         "",
         "Comma separated subset of float64_per_axis, float64_multi_array, pose_stamped, joint_trajectory; "
@@ -79,13 +89,6 @@ def _list(text: str) -> list[str]:
     return [p.strip() for p in text.strip().strip("[]").split(",") if p.strip()]
 
 
-def _number(name: str, text: str, convert: type) -> Any:
-    try:
-        return convert(text.strip())
-    except ValueError:
-        raise ValueError(f"launch argument {name} must be {convert.__name__}, got {text!r}") from None
-
-
 def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Planner and safety parameters (on top of the params files) from the launch arguments' values.
 
@@ -104,23 +107,10 @@ def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, A
         "use_sim_time": parse_bool("use_sim_time", arg["use_sim_time"]),
         "autostart": parse_bool("autostart", arg["autostart"]),
     }
-    planner: dict[str, Any] = {
-        **common,
-        "model_path": arg["model_path"],
-        "action_space": action_space,
-        "backend": arg["backend"],
-        "device": arg["device"],
-        "dtype": arg["dtype"],
-    }
-    for name, convert in (("num_inference_steps", int), ("chunk_size", int), ("guidance_scale", float)):
-        if arg[name]:
-            planner[name] = _number(name, arg[name], convert)
-    if arg["camera_topics"]:
-        planner["camera_topics"] = _list(arg["camera_topics"])
-    if arg["compressed"]:
-        planner["compressed"] = parse_bool("compressed", arg["compressed"])
-    if arg["goal_topic"]:
-        planner["goal_topic"] = arg["goal_topic"]
+    planner: dict[str, Any] = {**common, "model_path": arg["model_path"]}  # "": configure names the problem
+    for name in PLANNER_PASS_THROUGH:
+        if arg[name]:  # typed and checked here, so a bad value ends the launch before any node starts
+            planner[name] = parse_launch_value(_PLANNER[name], arg[name])
 
     safety: dict[str, Any] = {
         **common,

@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from cosmos_ros.images import ImageError
-from cosmos_ros.parameter_schema import generated_params_file
 from cosmos_ros.nodes.planner_node import (
     PARAMETERS,
     PlannerConfig,
     config_from_parameters,
     make_image_converter,
 )
+from cosmos_ros.parameter_schema import generated_params_file
 
 pytestmark = pytest.mark.ros  # imports rclpy and the node module
 
@@ -104,7 +104,9 @@ def test_precision_is_bf16_by_default_and_passed_only_to_backends_that_take_it()
     assert build().precision == "bf16"
     assert build().factory_options() == {}  # diffusers takes no precision (the model's own dtype)
     assert build(backend="fast").factory_options() == {"precision": "bf16"}
-    fp8 = build(backend="fast", device="cuda:0", precision="fp8")  # configure decides; the device is asked then
+    fp8 = build(
+        backend="fast", device="cuda:0", precision="fp8"
+    )  # configure decides; the device is asked then
     assert fp8.factory_options() == {"precision": "fp8"}
     server = build(backend="server", server_address="unix:///tmp/s.sock")
     assert server.factory_options() == {}  # the server runs its own precision
