@@ -31,9 +31,9 @@ Where this package differs from generate_parameter_library, on purpose:
   ``cosmos_ros::one_of_registry: ["module:ATTRIBUTE", ...]``
       the value must be a member (a key, for a mapping) of that registry in the core, e.g.
       ``cosmos_ros.runtime.policy:BACKENDS``; an argument without ``:`` is a literal value the node adds
-      (``[auto, "cosmos_ros.runtime.backend:VIEW_POINTS"]``). The choice list is never restated in YAML:
-      the registry is imported when the schema is loaded, so name only registries whose module the node
-      imports anyway (the safety node must not import torch).
+      (``[auto, "cosmos_ros.runtime.backend:VIEW_POINTS"]``). The choice list is never restated in YAML.
+      The registry's module is imported when a value is first checked (not when the schema is read), so
+      name only registries whose module the node imports anyway (the safety node must not import torch).
   ``cosmos_ros::subset_of_registry: ["module:ATTRIBUTE"]``
       the same for each element of an array.
   ``cosmos_ros::multiple_of: [k]``
@@ -44,6 +44,7 @@ Where this package differs from generate_parameter_library, on purpose:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -82,6 +83,7 @@ class SchemaError(ValueError):
     """The schema file itself is malformed (a programming error, found by the tests)."""
 
 
+@functools.cache
 def resolve_registry(ref: str) -> tuple[Any, ...]:
     """The members of a core registry named ``"package.module:ATTRIBUTE"`` (keys, for a mapping)."""
     module, sep, attr = ref.partition(":")
@@ -102,7 +104,7 @@ class ParameterSpec:
         description: What it does, with units.
         read_only: May not change after the node declared it.
         dynamic_typing: The value may also be an array of ``type`` (see the module docstring).
-        validation: Validator name -> its arguments, as written (registries resolved to choice tuples).
+        validation: Validator name -> its arguments, as written (``one_of<>``'s list unwrapped).
     """
 
     name: str
@@ -124,14 +126,15 @@ class ParameterSpec:
     @property
     def choices(self) -> tuple[Any, ...] | None:
         """Allowed values (elements, for an array): ``one_of<>``, ``subset_of<>`` or a registry."""
-        for key in (
-            "one_of<>",
-            "subset_of<>",
-            "cosmos_ros::one_of_registry",
-            "cosmos_ros::subset_of_registry",
-        ):
+        for key in ("one_of<>", "subset_of<>"):
             if key in self.validation:
                 return tuple(self.validation[key])
+        for key in ("cosmos_ros::one_of_registry", "cosmos_ros::subset_of_registry"):
+            if key in self.validation:
+                # Imported on first use, not at load: a schema can be read (params file, launch help of
+                # other arguments) where the registry's module cannot be imported.
+                args = self.validation[key]
+                return tuple(m for a in args for m in (resolve_registry(a) if ":" in str(a) else (a,)))
         return None
 
     @property
@@ -154,7 +157,8 @@ class ParameterSpec:
         """The validation in words (``ros2 param describe``'s additional constraints, launch help)."""
         parts = []
         if self.choices is not None:
-            parts.append("one of: " + ", ".join(str(c) for c in self.choices))
+            each = "each " if self.is_array else ""
+            parts.append(f"{each}one of: " + ", ".join(str(c) for c in self.choices))
         low, high = self.bounds
         if low is not None or high is not None:
             parts.append(f"in [{'-inf' if low is None else low}, {'inf' if high is None else high}]")
@@ -301,6 +305,19 @@ class ParameterSchema:
         """
         return {name: spec.check(get(name)) for name, spec in self.parameters.items()}
 
+    def check_defaults(self) -> None:
+        """Every default against its whole validation, registries included (imports them).
+
+        Raises:
+            SchemaError: A default that fails, or a registry that cannot be resolved.
+        """
+        for spec in self.parameters.values():
+            if spec.default is not None:
+                try:
+                    _check_default(spec)
+                except (ImportError, AttributeError) as exc:
+                    raise SchemaError(f"{self.source}: {spec.name}: registry: {exc}") from None
+
     def params_file(self, header: Sequence[str] = ()) -> str:
         """The default ros2 params file: every parameter with a default, each with its description.
 
@@ -365,9 +382,6 @@ def _spec(name: str, entry: Any, source: str) -> ParameterSpec:
         args = tuple(args or ())
         if vname in ("one_of<>", "subset_of<>"):
             args = tuple(args[0])  # generate_parameter_library wraps the list: one_of<>: [[a, b]]
-        elif vname.endswith("_registry"):
-            # Registries, plus literal values the node adds to them (view_point's "auto").
-            args = tuple(m for a in args for m in (resolve_registry(a) if ":" in str(a) else (a,)))
         validation[vname] = args
     spec = ParameterSpec(
         name=name,
@@ -378,12 +392,16 @@ def _spec(name: str, entry: Any, source: str) -> ParameterSpec:
         dynamic_typing=bool(entry.get("dynamic_typing", False)),
         validation=validation,
     )
-    if spec.default is not None:
-        try:
-            spec.check(spec.default)
-        except ValueError as exc:
-            raise SchemaError(f"{where}: default_value fails its own validation: {exc}") from None
+    if spec.default is not None and not any(v.endswith("_registry") for v in validation):
+        _check_default(spec)  # registry-checked defaults: ParameterSchema.check_defaults (in the tests)
     return spec
+
+
+def _check_default(spec: ParameterSpec) -> None:
+    try:
+        spec.check(spec.default)
+    except ValueError as exc:
+        raise SchemaError(f"{spec.name}: default_value fails its own validation: {exc}") from None
 
 
 # ---- launch arguments that pass a parameter through (no `launch` import: tested without it) ---------------
@@ -444,6 +462,17 @@ PARAMS_FILES: Mapping[str, tuple[str, tuple[str, ...]]] = {
             "  ros2 run cosmos_ros planner_node --ros-args --params-file config/planner.yaml "
             "-p model_path:=/path/to/model",
             "All values are read at configure time (changes are refused while configured).",
+        ),
+    ),
+    "config/safety.yaml": (
+        "safety_node",
+        (
+            "The safety node's parameters (cosmos_ros/nodes/safety_node.py) as a ros2 params file:",
+            "  ros2 run cosmos_ros safety_node --ros-args --params-file config/safety.yaml "
+            "-p limits_file:=config/limits/arm7_joints.yaml",
+            "All values are read at configure time (changes are refused while configured). The safety LIMITS",
+            "(bounds, velocity/acceleration/jerk, staleness, frame) are not parameters: they live in the",
+            "limits file, read-only. All topic names are relative, so namespaces and remapping apply.",
         ),
     ),
 }
