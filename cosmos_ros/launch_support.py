@@ -1,5 +1,9 @@
 """The pure half of ``launch/planner.launch.py``: its arguments, their mapping onto node parameters, and the
 reading of a node's failure reason. No ``launch`` import, so all of it is tested without ROS.
+
+Arguments that pass a node parameter through take its description, choices and checks from the node's
+schema (``cosmos_ros/schemas``), so a bad value ends the launch with the parameter's message before any node
+starts, and a new choice in a core registry shows up in ``ros2 launch ... --show-args`` by itself.
 """
 
 from __future__ import annotations
@@ -35,6 +39,20 @@ PLANNER_PASS_THROUGH: dict[str, tuple[str, str]] = {
     "goal_topic": ("", ""),
 }
 
+_SAFETY = ParameterSchema.load("safety_node")
+# Launch arguments that set a safety parameter: name -> (parameter, launch default, note). The description,
+# choices and checks come from schemas/safety_node.yaml; an empty value keeps the params file's.
+SAFETY_PASS_THROUGH: dict[str, tuple[str, str, str]] = {
+    "output_adapters": ("output_adapters", "", ""),
+    "setpoint_topic_pattern": ("float64_per_axis.topic_pattern", "", ""),
+    "commands_topic": ("float64_multi_array.topic", "", ""),
+    "trajectory_topic": ("joint_trajectory.topic", "", ""),
+    "pose_topic": ("pose_stamped.topic", "", ""),
+    "measured_state_topic": ("measured_state_topic", "", ""),
+    "measured_state_type": ("measured_state_type", "", ""),
+    "shadow_mode": ("shadow_mode", "false", ""),
+}
+
 ARGUMENTS: dict[str, tuple[str, str]] = {
     # name: (default, description)
     **{name: launch_argument(_PLANNER[name], *given) for name, given in PLANNER_PASS_THROUGH.items()},
@@ -42,18 +60,10 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "planner_params_file": ("", "Planner params file; empty: the package's config/planner.yaml."),
     "safety_params_file": ("", "Safety params file; empty: the package's config/safety.yaml."),
     "namespace": ("", "Namespace for both nodes and all their (relative) topics."),
-    "output_adapters": (
-        "",
-        "Comma separated subset of float64_per_axis, float64_multi_array, pose_stamped, joint_trajectory; "
-        "empty: keep the params file's.",
-    ),
-    "setpoint_topic_pattern": ("", "float64_per_axis topic pattern, e.g. '{axis}/setpoint'; empty: keep."),
-    "commands_topic": ("", "float64_multi_array topic (forward_command_controller); empty: keep."),
-    "trajectory_topic": ("", "joint_trajectory topic (JointTrajectoryController); empty: keep."),
-    "pose_topic": ("", "pose_stamped topic (cartesian controller target); empty: keep."),
-    "measured_state_topic": ("", "Measured state topic (JointState or PoseStamped); empty: keep."),
-    "measured_state_type": ("", "joint_state | pose (pose action spaces); empty: keep the params file's."),
-    "shadow_mode": ("false", "true: compute everything, publish setpoints only under ~/shadow/."),
+    **{
+        name: launch_argument(_SAFETY[param], default, note)
+        for name, (param, default, note) in SAFETY_PASS_THROUGH.items()
+    },
     "fastdds_profile": (
         "config/fastdds_large_frames.xml",
         "Fast DDS profile for the planner (16 MiB shared-memory segment for raw images); ignored when "
@@ -65,16 +75,6 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "single_process": ("false", "Run planner and safety in one process on one executor."),
 }
 
-# Launch arguments that, when not empty, set a safety parameter of another name.
-_SAFETY_TOPICS = (
-    ("setpoint_topic_pattern", "float64_per_axis.topic_pattern"),
-    ("commands_topic", "float64_multi_array.topic"),
-    ("trajectory_topic", "joint_trajectory.topic"),
-    ("pose_topic", "pose_stamped.topic"),
-    ("measured_state_topic", "measured_state_topic"),
-    ("measured_state_type", "measured_state_type"),
-)
-
 
 def parse_bool(name: str, text: str) -> bool:
     t = text.strip().lower()
@@ -83,10 +83,6 @@ def parse_bool(name: str, text: str) -> bool:
     if t in ("false", "0", "no", "off"):
         return False
     raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
-
-
-def _list(text: str) -> list[str]:
-    return [p.strip() for p in text.strip().strip("[]").split(",") if p.strip()]
 
 
 def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -116,13 +112,10 @@ def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, A
         **common,
         # The safety node says "unknown action space" (and lists the valid ones) when this file is missing.
         "limits_file": arg["limits_file"] or f"config/limits/{space_name}.yaml",
-        "shadow_mode": parse_bool("shadow_mode", arg["shadow_mode"]),
     }
-    if arg["output_adapters"]:
-        safety["output_adapters"] = _list(arg["output_adapters"])
-    for launch_arg, param in _SAFETY_TOPICS:
-        if arg[launch_arg]:
-            safety[param] = arg[launch_arg]
+    for name, (param, _, _) in SAFETY_PASS_THROUGH.items():
+        if arg[name]:
+            safety[param] = parse_launch_value(_SAFETY[param], arg[name])
     return planner, safety
 
 
