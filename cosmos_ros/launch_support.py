@@ -76,6 +76,40 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
 }
 
 
+# sim.launch.py: the arguments that set a node parameter, always passed (the sim launch has no params files):
+# name -> (node schema, launch default, note).
+SIM_PASS_THROUGH: dict[str, tuple[str, str, str]] = {
+    "goal": ("sim_node", "", ""),
+    "first_seed": ("sim_node", "1000000", ""),
+    "num_episodes": ("sim_node", "0", "The launch default runs forever."),
+    "real_time_factor": ("sim_node", "1.0", "Lower it when the model is slow on this CPU."),
+    "camera_rate_hz": ("sim_node", "5.0", ""),
+    "num_inference_steps": ("planner_node", "10", ""),
+    "max_plan_rate_hz": ("planner_node", "2.0", ""),
+}
+_SCHEMAS = {"planner_node": _PLANNER, "safety_node": _SAFETY, "sim_node": ParameterSchema.load("sim_node")}
+
+
+def sim_arguments() -> dict[str, tuple[str, str]]:
+    """sim.launch.py's pass-through arguments: name -> (default, description from the node's schema)."""
+    return {
+        name: launch_argument(_SCHEMAS[node][name], default, note, empty_keeps=False)
+        for name, (node, default, note) in SIM_PASS_THROUGH.items()
+    }
+
+
+def sim_parameters(arg: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """node -> {parameter: typed, checked value} of the :data:`SIM_PASS_THROUGH` arguments in ``arg``.
+
+    Raises:
+        ValueError: A value that does not parse or fails the parameter's validation (names it).
+    """
+    out: dict[str, dict[str, Any]] = {"sim_node": {}, "planner_node": {}}
+    for name, (node, _, _) in SIM_PASS_THROUGH.items():
+        out[node][name] = parse_launch_value(_SCHEMAS[node][name], arg[name])
+    return out
+
+
 def parse_bool(name: str, text: str) -> bool:
     t = text.strip().lower()
     if t in ("true", "1", "yes", "on"):

@@ -405,20 +405,24 @@ def _check_default(spec: ParameterSpec) -> None:
 
 
 # ---- launch arguments that pass a parameter through (no `launch` import: tested without it) ---------------
-def launch_argument(spec: ParameterSpec, default: str = "", note: str = "") -> tuple[str, str]:
+def launch_argument(
+    spec: ParameterSpec, default: str = "", note: str = "", empty_keeps: bool = True
+) -> tuple[str, str]:
     """``(default, description)`` of a launch argument that sets parameter ``spec``.
 
     Args:
         spec: The parameter.
-        default: The argument's default text; empty means "keep the params file's value".
+        default: The argument's default text.
         note: Extra words for the launch help (why the launch default differs, say).
+        empty_keeps: An empty value keeps the params file's (the launch file then passes nothing); False:
+            the value is always passed, empty included.
     """
     text = spec.description
     if spec.constraints_text():
         text += f" ({spec.constraints_text()})"
     if spec.is_array:
         text += "; comma separated"
-    if not default:
+    if empty_keeps and not default:
         text += "; empty: the params file's"
     return default, f"{text}.{' ' + note if note else ''}"
 
