@@ -41,8 +41,10 @@ from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+# The registry lives where configuration can read it without ROS (the parameter schema, launch helpers).
+from cosmos_ros.output_kinds import ADAPTER_KINDS
+
 POSE_AXES = ("x", "y", "z", "qx", "qy", "qz", "qw")
-ADAPTER_KINDS = ("float64_per_axis", "float64_multi_array", "pose_stamped", "joint_trajectory")
 
 # (message type, topic) -> publisher; the node passes a function making a lifecycle publisher with its QoS.
 PublisherFactory = Callable[[Any, str], Any]
