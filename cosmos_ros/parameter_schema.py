@@ -95,7 +95,7 @@ def resolve_registry(ref: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One parameter of a schema, with its validation resolved (registries imported, arguments checked).
+    """One parameter of a schema (a registry named by its validation is imported on first use).
 
     Attributes:
         name: Dotted parameter name.
