@@ -75,7 +75,7 @@ def test_unknown_argument_lists_the_valid_ones() -> None:
 
 def test_pass_through_arguments_are_described_by_the_schema() -> None:
     """The planner arguments' help is the parameter's description and choices, never a restated copy."""
-    from cosmos_ros.planner_config import SCHEMA
+    from cosmos_ros.planner_node_config import SCHEMA
 
     assert ARGUMENTS["backend"][1].startswith(SCHEMA["backend"].description)
     assert "one of: diffusers, fast, tensorrt, server" in ARGUMENTS["backend"][1]

@@ -1,5 +1,5 @@
 """cosmos_ros.parameter_schema: the generate_parameter_library-format schemas, their validation, the params
-files and launch values derived from them. Pure (no rclpy) but for the sim-node tests at the end."""
+files, launch values and node configs derived from them. Pure: no rclpy, no message packages (fast tier)."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def test_the_planner_schema_loads_without_torch_or_rclpy() -> None:
     """Configuration must not pull the ML stack or ROS (the server backend's node has no torch)."""
     code = (
         "import sys\n"
-        "from cosmos_ros.planner_config import SCHEMA, PlannerConfig\n"
+        "from cosmos_ros.planner_node_config import SCHEMA, PlannerConfig\n"
         "PlannerConfig(model_path='/m', backend='server', server_address='unix:///s').factory_options()\n"
         "SCHEMA.check_defaults()\n"
         "print(sorted(m for m in ('torch', 'rclpy', 'diffusers') if m in sys.modules))\n"
@@ -219,11 +219,9 @@ def test_launch_values_parse_as_the_parameter_type(demo: ParameterSchema) -> Non
     assert launch_argument(demo["rate_hz"], "5.0", "Why.")[1] == "Loop rate (Hz) (in [1.0, 100.0]). Why."
 
 
-# ---- the sim node's config (its module imports rclpy and the messages) -------------------------------------
-@pytest.mark.ros
+# ---- the node configs built from the schemas (pure modules) ----------------------------------------------
 def test_sim_config_defaults_are_valid_and_bad_values_name_the_parameter() -> None:
-    pytest.importorskip("rclpy", reason="rclpy not importable (ROS 2 not installed or sourced)")
-    from cosmos_ros.nodes.sim_node import SCHEMA, config_from_parameters
+    from cosmos_ros.sim_node_config import SCHEMA, config_from_parameters
 
     values = {name: SCHEMA.default(name) for name in SCHEMA} | {"planner_clock_topic": "planner/clock"}
     cfg = config_from_parameters(values.get)
@@ -236,3 +234,17 @@ def test_sim_config_defaults_are_valid_and_bad_values_name_the_parameter() -> No
     ):
         with pytest.raises(ValueError, match=message):
             config_from_parameters((values | {name: value}).get)
+
+
+def test_safety_config_and_adapter_settings_take_their_defaults_and_checks_from_the_schema() -> None:
+    from cosmos_ros.safety_node_config import SCHEMA, AdapterSettings, config_from_parameters
+
+    cfg = config_from_parameters({name: SCHEMA.default(name) for name in SCHEMA}.get, frame_id="world")
+    assert cfg.adapters == AdapterSettings(pose_frame_id="world")  # the same defaults, one source
+    assert AdapterSettings().multi_array_topic == SCHEMA.default("float64_multi_array.topic")
+    with pytest.raises(
+        ValueError, match=r"float64_multi_array\.topic must be a non-empty relative topic name"
+    ):
+        AdapterSettings(multi_array_topic="/arm/commands")
+    with pytest.raises(ValueError, match=r"joint_trajectory.time_from_start_s must be in \[0.0001, 1.0\]"):
+        AdapterSettings(trajectory_time_from_start_s=0.0)

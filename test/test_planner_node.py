@@ -547,7 +547,7 @@ def test_the_configured_precision_reaches_the_fast_backend_factory(tiny_model_di
     """What the node hands PolicyRuntime.from_config: a fp8 config's factory options make the fast backend
     refuse a device without FP8 (the CPU here; a GPU below compute capability 8.9 the same way), while bf16
     builds. A GPU with FP8 is exercised by bench_fast on the GPU machine, not here."""
-    from cosmos_ros.planner_config import PlannerConfig
+    from cosmos_ros.planner_node_config import PlannerConfig
     from cosmos_ros.runtime.fp8 import Fp8UnsupportedError
     from cosmos_ros.runtime.policy import PolicyRuntime
 

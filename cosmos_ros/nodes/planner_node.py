@@ -80,7 +80,7 @@ from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import declarations
 from cosmos_ros.nodes.spin import spin_until_finalized
-from cosmos_ros.planner_config import PREFIX_BACKENDS, SCHEMA, PlannerConfig, config_from_parameters
+from cosmos_ros.planner_node_config import PREFIX_BACKENDS, SCHEMA, PlannerConfig, config_from_parameters
 from cosmos_ros.policy_server.errors import ServerError
 from cosmos_ros.rtc import ExecutingChunk, build_prefix
 

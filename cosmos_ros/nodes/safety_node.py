@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,10 @@ from std_srvs.srv import Trigger
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
 from cosmos_ros.nodes.conversions import msg_to_plan
-from cosmos_ros.nodes.output_adapters import AdapterSettings, OutputAdapter, make_adapters
+from cosmos_ros.nodes.output_adapters import OutputAdapter, make_adapters
 from cosmos_ros.nodes.parameters import declarations
 from cosmos_ros.nodes.spin import spin_until_finalized
-from cosmos_ros.parameter_schema import ParameterSchema
+from cosmos_ros.safety_node_config import SCHEMA, config_from_parameters
 
 # --- QoS -------------------------------------------------------------------------------------------------
 # Plans: reliable (a plan is a unit; losing one silently would look like a stall), shallow queue (an old plan
@@ -194,72 +194,9 @@ def _share_dir() -> str:
     return str(get_package_share_directory("cosmos_ros"))
 
 
-SCHEMA = ParameterSchema.load("safety_node")
-_D = SCHEMA.default  # dataclass defaults are the schema's, never restated
 # name -> (default, or a Parameter.Type for "unset unless given"; descriptor), from schemas/safety_node.yaml.
 # Read in on_configure only; config/safety.yaml is generated from the same schema.
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)
-
-
-@dataclass(frozen=True)
-class SafetyNodeConfig:
-    """The node's parameters, validated (pure data: built and tested without a ROS graph).
-
-    Attributes mirror ``PARAMETERS``; ``control_rate_hz`` is None when unset (the limits file decides).
-    Behaviour settings the core owns (watchdog/e-stop/blend) are validated again by ``SupervisorConfig``.
-    """
-
-    limits_file: str
-    control_rate_hz: float | None
-    shadow_mode: bool
-    output_adapters: tuple[str, ...]
-    adapters: AdapterSettings
-    plan_topic: str
-    measured_state_topic: str
-    measured_state_type: str
-    gripper_state_topic: str
-    estop_topic: str
-    status_topic: str
-    watchdog_mode: str
-    estop_mode: str
-    blend_mode: str
-    blend_time_s: float
-    diagnostics_period_s: float
-    estop_release_hold_s: float = _D("estop_release_hold_s")
-
-    def __post_init__(self) -> None:
-        for f in fields(self):  # type, range, choices, relative names: the schema's, one message format
-            if f.name in SCHEMA.parameters:
-                SCHEMA.check(f.name, getattr(self, f.name))
-        if self.measured_state_type == "pose" and self.measured_state_topic == self.gripper_state_topic:
-            raise ValueError(
-                f"measured_state_topic and gripper_state_topic are both {self.measured_state_topic!r}, but "
-                "with measured_state_type 'pose' the first carries PoseStamped and the second JointState"
-            )
-
-
-def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link") -> SafetyNodeConfig:
-    """Build a :class:`SafetyNodeConfig` from parameter values (``get(name)``; None = not set).
-
-    Args:
-        get: parameter getter.
-        frame_id: frame of the pose adapter's messages (the limits file's frame_id).
-
-    Raises:
-        ValueError: a value is out of range or inconsistent; the message names the parameter.
-    """
-    v = SCHEMA.validate(get)
-    adapters = AdapterSettings(
-        per_axis_topic_pattern=v["float64_per_axis.topic_pattern"],
-        multi_array_topic=v["float64_multi_array.topic"],
-        pose_topic=v["pose_stamped.topic"],
-        pose_frame_id=frame_id,
-        gripper_topic=v["pose_stamped.gripper_topic"],
-        trajectory_topic=v["joint_trajectory.topic"],
-        trajectory_time_from_start_s=v["joint_trajectory.time_from_start_s"],
-    )
-    flat = {f.name: v[f.name] for f in fields(SafetyNodeConfig) if f.name in v}
-    return SafetyNodeConfig(**flat, adapters=adapters)
 
 
 class MeasuredState:

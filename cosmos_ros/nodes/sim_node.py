@@ -30,7 +30,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import rclpy
@@ -49,69 +48,21 @@ from std_msgs.msg import Float64, Float64MultiArray, String
 
 from cosmos_ros.msg import PlannerState, SafetyStatus, SimEpisode
 from cosmos_ros.nodes.parameters import declarations
-from cosmos_ros.parameter_schema import ParameterSchema
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
 from cosmos_ros.sim.scene import PandaSim
 from cosmos_ros.sim.task import parse_goal
+from cosmos_ros.sim_node_config import SCHEMA, SimNodeConfig, config_from_parameters
 
 NODE_NAME = "sim_node"
-# The setpoint interfaces this node consumes: the registry that schemas/sim_node.yaml names.
-INTERFACES = ("float64_per_axis", "float64_multi_array")
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 _EVENTS = {PlannerState.EVENT_GOAL: "goal", PlannerState.EVENT_HELD: "held", PlannerState.EVENT_DONE: "done"}
 
-SCHEMA = ParameterSchema.load("sim_node")
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)  # schemas/sim_node.yaml
-
-
-@dataclass(frozen=True)
-class SimNodeConfig:
-    config_file: str
-    image_size: int
-    first_seed: int
-    num_episodes: int
-    goal: str
-    lockstep: bool
-    camera_rate_hz: float
-    real_time_factor: float
-    command_interfaces: tuple[str, ...]
-    per_axis_topic_pattern: str
-    multi_array_topic: str
-    planner_clock_topic: str
-    safety_node_name: str
-    tick_retry_s: float
-    lockstep_timeout_s: float
-    state_settle_s: float
-    record_dir: str
-    exit_when_done: bool
-    log_throttle_s: float
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type, range, choices: the schema's, one message format
-            SCHEMA.check(f.name, getattr(self, f.name))
-        if "{axis}" not in self.per_axis_topic_pattern:
-            raise ValueError(
-                f"per_axis_topic_pattern must contain '{{axis}}', got {self.per_axis_topic_pattern!r}"
-            )
-        if self.lockstep and not self.planner_clock_topic:
-            raise ValueError("lockstep needs planner_clock_topic (remap the planner's /clock to it)")
-        if self.planner_clock_topic == "/clock":
-            raise ValueError("planner_clock_topic must not be /clock")
-
-
-def config_from_parameters(get: Callable[[str], Any]) -> SimNodeConfig:
-    """Build a :class:`SimNodeConfig` from parameter values (``get(name)``).
-
-    Raises:
-        ValueError: A value is out of range or inconsistent; the message names the parameter.
-    """
-    v = SCHEMA.validate(get)
-    return SimNodeConfig(**{f.name: v[f.name] for f in dataclasses.fields(SimNodeConfig)})
 
 
 class _Mailbox:
