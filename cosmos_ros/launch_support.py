@@ -1,5 +1,9 @@
 """The pure half of ``launch/planner.launch.py``: its arguments, their mapping onto node parameters, and the
 reading of a node's failure reason. No ``launch`` import, so all of it is tested without ROS.
+
+Arguments that pass a node parameter through take its description, choices and checks from the node's
+schema (``cosmos_ros/schemas``), so a bad value ends the launch with the parameter's message before any node
+starts, and a new choice in a core registry shows up in ``ros2 launch ... --show-args`` by itself.
 """
 
 from __future__ import annotations
@@ -9,41 +13,57 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-ARGUMENTS: dict[str, tuple[str, str]] = {
-    # name: (default, description)
-    "model_path": ("", "Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)."),
-    "action_space": ("arm7_joints", "Action-space profile (config/action_spaces/<name>.yaml) or YAML path."),
-    "limits_file": ("", "Safety limits YAML; empty: config/limits/<action_space>.yaml."),
-    "backend": ("fast", "Policy backend: fast (torch, default) | diffusers (reference) | tensorrt."),
-    "device": ("cpu", "Inference device: cpu | cuda | cuda:N."),
-    "dtype": ("float32", "Inference dtype: float32 | bfloat16 | float16."),
+from cosmos_ros.parameter_schema import ParameterSchema, launch_argument, parse_launch_value
+
+_PLANNER = ParameterSchema.load("planner_node")
+# Launch arguments that set the planner parameter of the same name: name -> (launch default, note). The
+# description, choices and range come from schemas/planner_node.yaml; an empty value keeps the params file's.
+PLANNER_PASS_THROUGH: dict[str, tuple[str, str]] = {
+    "model_path": ("", ""),
+    "action_space": ("arm7_joints", ""),
     # fast + 8 steps: what the demo runs; the reference backend at the params file's 30 steps plans slower
     # than the limits' 0.5 s staleness on a CPU, so every plan of a first run would be rejected as stale.
+    "backend": ("fast", "The launch default is fast (torch), the params file's diffusers (reference)."),
+    "device": ("cpu", ""),
+    "dtype": ("float32", ""),
+    "precision": ("", ""),
     "num_inference_steps": (
         "8",
-        "Denoising steps per plan (1..1000; empty: the params file's). Plan time grows linearly with it; a "
-        "plan older than the limits' staleness_limit_s when it reaches the safety node is rejected.",
+        "Plan time grows linearly with it; a plan older than the limits' staleness_limit_s when it reaches "
+        "the safety node is rejected.",
     ),
-    "chunk_size": ("", "Actions per plan (multiple of 4, 4..512); empty: the params file's (16)."),
-    "guidance_scale": ("", "Classifier-free guidance (1.0 = off, half the cost); empty: the params file's."),
+    "chunk_size": ("", ""),
+    "guidance_scale": ("", ""),
+    "camera_topics": ("", ""),
+    "compressed": ("", "One value for all topics."),
+    "goal_topic": ("", ""),
+}
+
+_SAFETY = ParameterSchema.load("safety_node")
+# Launch arguments that set a safety parameter: name -> (parameter, launch default, note). The description,
+# choices and checks come from schemas/safety_node.yaml; an empty value keeps the params file's.
+SAFETY_PASS_THROUGH: dict[str, tuple[str, str, str]] = {
+    "output_adapters": ("output_adapters", "", ""),
+    "setpoint_topic_pattern": ("float64_per_axis.topic_pattern", "", ""),
+    "commands_topic": ("float64_multi_array.topic", "", ""),
+    "trajectory_topic": ("joint_trajectory.topic", "", ""),
+    "pose_topic": ("pose_stamped.topic", "", ""),
+    "measured_state_topic": ("measured_state_topic", "", ""),
+    "measured_state_type": ("measured_state_type", "", ""),
+    "shadow_mode": ("shadow_mode", "false", ""),
+}
+
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    # name: (default, description)
+    **{name: launch_argument(_PLANNER[name], *given) for name, given in PLANNER_PASS_THROUGH.items()},
+    "limits_file": ("", "Safety limits YAML; empty: config/limits/<action_space>.yaml."),
     "planner_params_file": ("", "Planner params file; empty: the package's config/planner.yaml."),
     "safety_params_file": ("", "Safety params file; empty: the package's config/safety.yaml."),
     "namespace": ("", "Namespace for both nodes and all their (relative) topics."),
-    "camera_topics": ("", "Camera topic(s), comma separated; empty: keep the params file's."),
-    "compressed": ("", "true: camera topics are CompressedImage; empty: keep the params file's."),
-    "goal_topic": ("", "Goal topic (std_msgs/String); empty: keep the params file's."),
-    "output_adapters": (
-        "",
-        "Comma separated subset of float64_per_axis, float64_multi_array, pose_stamped, joint_trajectory; "
-        "empty: keep the params file's.",
-    ),
-    "setpoint_topic_pattern": ("", "float64_per_axis topic pattern, e.g. '{axis}/setpoint'; empty: keep."),
-    "commands_topic": ("", "float64_multi_array topic (forward_command_controller); empty: keep."),
-    "trajectory_topic": ("", "joint_trajectory topic (JointTrajectoryController); empty: keep."),
-    "pose_topic": ("", "pose_stamped topic (cartesian controller target); empty: keep."),
-    "measured_state_topic": ("", "Measured state topic (JointState or PoseStamped); empty: keep."),
-    "measured_state_type": ("", "joint_state | pose (pose action spaces); empty: keep the params file's."),
-    "shadow_mode": ("false", "true: compute everything, publish setpoints only under ~/shadow/."),
+    **{
+        name: launch_argument(_SAFETY[param], default, note)
+        for name, (param, default, note) in SAFETY_PASS_THROUGH.items()
+    },
     "fastdds_profile": (
         "config/fastdds_large_frames.xml",
         "Fast DDS profile for the planner (16 MiB shared-memory segment for raw images); ignored when "
@@ -55,15 +75,39 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "single_process": ("false", "Run planner and safety in one process on one executor."),
 }
 
-# Launch arguments that, when not empty, set a safety parameter of another name.
-_SAFETY_TOPICS = (
-    ("setpoint_topic_pattern", "float64_per_axis.topic_pattern"),
-    ("commands_topic", "float64_multi_array.topic"),
-    ("trajectory_topic", "joint_trajectory.topic"),
-    ("pose_topic", "pose_stamped.topic"),
-    ("measured_state_topic", "measured_state_topic"),
-    ("measured_state_type", "measured_state_type"),
-)
+
+# sim.launch.py: the arguments that set a node parameter, always passed (the sim launch has no params files):
+# name -> (node schema, launch default, note).
+SIM_PASS_THROUGH: dict[str, tuple[str, str, str]] = {
+    "goal": ("sim_node", "", ""),
+    "first_seed": ("sim_node", "1000000", ""),
+    "num_episodes": ("sim_node", "0", "The launch default runs forever."),
+    "real_time_factor": ("sim_node", "1.0", "Lower it when the model is slow on this CPU."),
+    "camera_rate_hz": ("sim_node", "5.0", ""),
+    "num_inference_steps": ("planner_node", "10", ""),
+    "max_plan_rate_hz": ("planner_node", "2.0", ""),
+}
+_SCHEMAS = {"planner_node": _PLANNER, "safety_node": _SAFETY, "sim_node": ParameterSchema.load("sim_node")}
+
+
+def sim_arguments() -> dict[str, tuple[str, str]]:
+    """sim.launch.py's pass-through arguments: name -> (default, description from the node's schema)."""
+    return {
+        name: launch_argument(_SCHEMAS[node][name], default, note, empty_keeps=False)
+        for name, (node, default, note) in SIM_PASS_THROUGH.items()
+    }
+
+
+def sim_parameters(arg: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """node -> {parameter: typed, checked value} of the :data:`SIM_PASS_THROUGH` arguments in ``arg``.
+
+    Raises:
+        ValueError: A value that does not parse or fails the parameter's validation (names it).
+    """
+    out: dict[str, dict[str, Any]] = {"sim_node": {}, "planner_node": {}}
+    for name, (node, _, _) in SIM_PASS_THROUGH.items():
+        out[node][name] = parse_launch_value(_SCHEMAS[node][name], arg[name])
+    return out
 
 
 def parse_bool(name: str, text: str) -> bool:
@@ -73,17 +117,6 @@ def parse_bool(name: str, text: str) -> bool:
     if t in ("false", "0", "no", "off"):
         return False
     raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
-
-
-def _list(text: str) -> list[str]:
-    return [p.strip() for p in text.strip().strip("[]").split(",") if p.strip()]
-
-
-def _number(name: str, text: str, convert: type) -> Any:
-    try:
-        return convert(text.strip())
-    except ValueError:
-        raise ValueError(f"launch argument {name} must be {convert.__name__}, got {text!r}") from None
 
 
 def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,35 +137,19 @@ def node_parameters(arg: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, A
         "use_sim_time": parse_bool("use_sim_time", arg["use_sim_time"]),
         "autostart": parse_bool("autostart", arg["autostart"]),
     }
-    planner: dict[str, Any] = {
-        **common,
-        "model_path": arg["model_path"],
-        "action_space": action_space,
-        "backend": arg["backend"],
-        "device": arg["device"],
-        "dtype": arg["dtype"],
-    }
-    for name, convert in (("num_inference_steps", int), ("chunk_size", int), ("guidance_scale", float)):
-        if arg[name]:
-            planner[name] = _number(name, arg[name], convert)
-    if arg["camera_topics"]:
-        planner["camera_topics"] = _list(arg["camera_topics"])
-    if arg["compressed"]:
-        planner["compressed"] = parse_bool("compressed", arg["compressed"])
-    if arg["goal_topic"]:
-        planner["goal_topic"] = arg["goal_topic"]
+    planner: dict[str, Any] = {**common, "model_path": arg["model_path"]}  # "": configure names the problem
+    for name in PLANNER_PASS_THROUGH:
+        if arg[name]:  # typed and checked here, so a bad value ends the launch before any node starts
+            planner[name] = parse_launch_value(_PLANNER[name], arg[name])
 
     safety: dict[str, Any] = {
         **common,
         # The safety node says "unknown action space" (and lists the valid ones) when this file is missing.
         "limits_file": arg["limits_file"] or f"config/limits/{space_name}.yaml",
-        "shadow_mode": parse_bool("shadow_mode", arg["shadow_mode"]),
     }
-    if arg["output_adapters"]:
-        safety["output_adapters"] = _list(arg["output_adapters"])
-    for launch_arg, param in _SAFETY_TOPICS:
-        if arg[launch_arg]:
-            safety[param] = arg[launch_arg]
+    for name, (param, _, _) in SAFETY_PASS_THROUGH.items():
+        if arg[name]:
+            safety[param] = parse_launch_value(_SAFETY[param], arg[name])
     return planner, safety
 
 

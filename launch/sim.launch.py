@@ -22,6 +22,8 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from cosmos_ros.launch_support import sim_arguments, sim_parameters
+
 ARGUMENTS: dict[str, tuple[str, str]] = {
     "planner": ("model", "model: planner_node with model_path; expert: the scripted IK expert."),
     "model_path": ("", "Cosmos 3 pipeline directory (planner:=model)."),
@@ -29,13 +31,9 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
         "",
         "Profile name or YAML; empty: <model_path>/action_space.yaml if present, else arm7_joints.",
     ),
-    "goal": ("", "Goal text, e.g. 'touch the red cube'; empty: the seeded colour of each episode."),
-    "first_seed": ("1000000", "Seed of the first episode."),
-    "num_episodes": ("0", "Episodes to run; 0 = forever."),
-    "real_time_factor": ("1.0", "Sim seconds per wall second (lower it when the model is slow on this CPU)."),
-    "camera_rate_hz": ("5.0", "Camera frames per sim second."),
-    "num_inference_steps": ("10", "Denoising steps per plan."),
-    "max_plan_rate_hz": ("2.0", "Planner's upper bound on plans per (wall) second."),
+    # goal, first_seed, num_episodes, real_time_factor, camera_rate_hz, num_inference_steps,
+    # max_plan_rate_hz: described and checked by the nodes' parameter schemas (cosmos_ros/schemas).
+    **sim_arguments(),
     "log_level": ("info", "Log level of the three nodes."),
 }
 
@@ -51,21 +49,13 @@ def _nodes(context: LaunchContext) -> list:
         own = os.path.join(arg["model_path"], "action_space.yaml")
         action_space = own if arg["model_path"] and os.path.isfile(own) else "arm7_joints"
     ros_args = ["--log-level", arg["log_level"]]
+    given = sim_parameters(arg)
     sim = Node(
         package="cosmos_ros",
         executable="sim_node",
         name="sim_node",
         output="screen",
-        parameters=[
-            {
-                "lockstep": False,
-                "goal": arg["goal"],
-                "first_seed": int(arg["first_seed"]),
-                "num_episodes": int(arg["num_episodes"]),
-                "real_time_factor": float(arg["real_time_factor"]),
-                "camera_rate_hz": float(arg["camera_rate_hz"]),
-            }
-        ],
+        parameters=[{"lockstep": False, **given["sim_node"]}],
         ros_arguments=ros_args,
     )
     planner = Node(
@@ -79,9 +69,8 @@ def _nodes(context: LaunchContext) -> list:
                 "model_path": arg["model_path"] or "scripted_expert",
                 "action_space": action_space,
                 "camera_topics": ["image_raw"],
-                "num_inference_steps": int(arg["num_inference_steps"]),
                 "guidance_scale": 1.0,
-                "max_plan_rate_hz": float(arg["max_plan_rate_hz"]),
+                **given["planner_node"],
             }
         ],
         ros_arguments=ros_args,

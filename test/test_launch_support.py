@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cosmos_ros.launch_support import ARGUMENTS, last_error_line, node_parameters, with_defaults
+from cosmos_ros.launch_support import (
+    ARGUMENTS,
+    last_error_line,
+    node_parameters,
+    sim_arguments,
+    sim_parameters,
+    with_defaults,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +56,10 @@ def test_cpu_defaults_and_inference_arguments() -> None:
     ("given", "match"),
     [
         ({"chunk_size": "sixteen"}, "launch argument chunk_size must be int, got 'sixteen'"),
-        ({"guidance_scale": "x"}, "guidance_scale must be float"),
+        ({"guidance_scale": "x"}, "guidance_scale must be double"),
+        ({"chunk_size": "6"}, "chunk_size must be a multiple of 4, got 6"),  # the schema's validation
+        ({"backend": "onnx"}, r"backend must be one of \['diffusers', 'fast', 'tensorrt', 'server'\]"),
+        ({"precision": "fp4"}, r"precision must be one of \['bf16', 'fp8'\], got 'fp4'"),
         ({"shadow_mode": "maybe"}, "launch argument shadow_mode must be true or false, got 'maybe'"),
     ],
 )
@@ -61,6 +71,36 @@ def test_bad_argument_values_name_the_argument(given: dict[str, str], match: str
 def test_unknown_argument_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown launch argument\(s\) \['num_steps'\]; valid: model_path"):
         with_defaults({"num_steps": "4"})
+
+
+def test_pass_through_arguments_are_described_by_the_schema() -> None:
+    """The planner arguments' help is the parameter's description and choices, never a restated copy."""
+    from cosmos_ros.planner_node_config import SCHEMA
+
+    assert ARGUMENTS["backend"][1].startswith(SCHEMA["backend"].description)
+    assert "one of: diffusers, fast, tensorrt, server" in ARGUMENTS["backend"][1]
+    assert "one of: bf16, fp8" in ARGUMENTS["precision"][1] and ARGUMENTS["precision"][0] == ""
+    planner, _ = node_parameters(with_defaults({"precision": "fp8", "camera_topics": "a, b"}))
+    assert planner["precision"] == "fp8" and planner["camera_topics"] == ["a", "b"]
+    assert "precision" not in node_parameters(with_defaults({}))[0]  # empty: the params file's
+
+
+def test_sim_launch_arguments_are_typed_and_checked_by_the_node_schemas() -> None:
+    args = sim_arguments()
+    given = sim_parameters({name: default for name, (default, _) in args.items()})
+    assert given["sim_node"] == {
+        "goal": "",  # always passed: empty means the seeded colour, not "keep"
+        "first_seed": 1000000,
+        "num_episodes": 0,
+        "real_time_factor": 1.0,
+        "camera_rate_hz": 5.0,
+    }
+    assert given["planner_node"] == {"num_inference_steps": 10, "max_plan_rate_hz": 2.0}
+    assert "Lower it when the model is slow" in args["real_time_factor"][1]
+    with pytest.raises(ValueError, match=r"camera_rate_hz must be in \[0.1, 100.0\], got 500.0"):
+        sim_parameters({name: default for name, (default, _) in args.items()} | {"camera_rate_hz": "500"})
+    text = (REPO / "launch" / "sim.launch.py").read_text()
+    assert "**sim_arguments()" in text and "sim_parameters(arg)" in text
 
 
 def test_launch_file_declares_the_shared_table() -> None:

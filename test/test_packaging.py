@@ -175,6 +175,8 @@ def test_pip_install_has_the_declared_scripts_package_data_and_share_layout(pip_
     site = _site(pip_prefix)
     assert (site / "cosmos_ros" / "nodes" / "safety_node.py").is_file()
     assert (site / "cosmos_ros" / "models" / "panda_touch_tiny" / "transformer" / "config.json").is_file()
+    for node in ("planner_node", "safety_node", "sim_node"):  # the parameter schemas, read at run time
+        assert (site / "cosmos_ros" / "schemas" / f"{node}.yaml").is_file(), node
     # ament_python's layout: with the prefix on AMENT_PREFIX_PATH the ament index finds the share directory.
     assert (pip_prefix / "share" / "ament_index" / "resource_index" / "packages" / "cosmos_ros").is_file()
     share = pip_prefix / "share" / "cosmos_ros"

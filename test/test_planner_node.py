@@ -527,3 +527,42 @@ def test_bad_model_dir_fails_configure_with_loader_error(domain_id: int, tmp_pat
     assert code == 1, f"exit code {code}:\n{out[-3000:]}"
     assert "[ERROR]" in out and "model directory does not exist" in out and str(missing) in out, out[-3000:]
     assert "Traceback" not in out
+
+
+def test_fp8_on_a_device_without_fp8_fails_configure_with_the_reason(
+    domain_id: int, tiny_model_dir: Path
+) -> None:
+    """precision fp8 is refused at configure (exit 1, the reason at ERROR), never a crash."""
+    params = {"model_path": str(tiny_model_dir), "backend": "fast", "precision": "fp8", "device": "cpu"}
+    proc = NodeProcess(MODULE, domain_id, params=params, name="planner_fp8", env=NODE_ENV)
+    with proc:
+        code = proc.wait_exit(STARTUP_S)
+    out = proc.output()
+    assert code == 1, f"exit code {code}:\n{out[-3000:]}"
+    assert "[ERROR]" in out and "precision 'fp8' needs a CUDA GPU with FP8 tensor cores" in out, out[-3000:]
+    assert "Traceback" not in out
+
+
+def test_the_configured_precision_reaches_the_fast_backend_factory(tiny_model_dir: Path) -> None:
+    """What the node hands PolicyRuntime.from_config: a fp8 config's factory options make the fast backend
+    refuse a device without FP8 (the CPU here; a GPU below compute capability 8.9 the same way), while bf16
+    builds. A GPU with FP8 is exercised by bench_fast on the GPU machine, not here."""
+    from cosmos_ros.planner_node_config import PlannerConfig
+    from cosmos_ros.runtime.fp8 import Fp8UnsupportedError
+    from cosmos_ros.runtime.policy import PolicyRuntime
+
+    def load(precision: str) -> PolicyRuntime:
+        cfg = PlannerConfig(
+            model_path=str(tiny_model_dir), backend="fast", device="cuda", precision=precision
+        )
+        return PolicyRuntime.from_config(
+            tiny_model_dir,
+            device="cpu",
+            profile="umi_pose_gripper",
+            backend="fast",
+            backend_options=cfg.factory_options(),
+        )
+
+    with pytest.raises(Fp8UnsupportedError, match="precision fp8: device cpu has no FP8 tensor cores"):
+        load("fp8")
+    assert load("bf16").backend.name == "fast"

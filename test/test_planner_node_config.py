@@ -17,6 +17,7 @@ from cosmos_ros.nodes.planner_node import (
     config_from_parameters,
     make_image_converter,
 )
+from cosmos_ros.parameter_schema import generated_params_file
 
 pytestmark = pytest.mark.ros  # imports rclpy and the node module
 
@@ -51,7 +52,7 @@ def test_defaults_build_a_valid_config() -> None:
         ({"device": "gpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
         ({"dtype": "int8"}, "dtype must be one of"),
         ({"backend": "onnx"}, "backend must be one of .* got 'onnx'"),
-        ({"chunk_size": 6}, "chunk_size must be a positive multiple of 4"),
+        ({"chunk_size": 6}, "chunk_size must be a multiple of 4, got 6"),
         ({"resolution_tier": 300}, "resolution_tier must be one of"),
         ({"camera_topics": []}, "camera_topics must list one or more"),
         ({"camera_topics": ["a", "a"]}, "camera_topics must be unique"),
@@ -59,15 +60,24 @@ def test_defaults_build_a_valid_config() -> None:
             {"camera_topics": ["a", "b"], "compressed": [True]},
             "compressed must be one bool or one per camera",
         ),
-        ({"compressed": "yes"}, "compressed must be a bool or a bool array"),
+        ({"compressed": "yes"}, "compressed must be a bool or an array of them, got 'yes'"),
         ({"camera_combine": "mosaic"}, "camera_combine must be one of"),
         ({"camera_combine": "select", "selected_camera": "other"}, "selected_camera must be one of"),
         ({"camera_topics": ["a", "b"], "view_point": "wrist_view"}, "view_point must be 'concat_view'"),
-        ({"max_plan_rate_hz": 0.0}, "max_plan_rate_hz must be a finite number > 0, got 0.0"),
-        ({"stamp_tolerance_s": -1.0}, "stamp_tolerance_s must be a finite number >= 0"),
-        ({"max_goal_length": 0}, "max_goal_length must be >= 1, got 0"),
+        ({"max_plan_rate_hz": 0.0}, r"max_plan_rate_hz must be in \[0.01, 100.0\], got 0.0"),
+        ({"max_plan_rate_hz": float("nan")}, "max_plan_rate_hz must be a finite number, got nan"),
+        ({"stamp_tolerance_s": -1.0}, r"stamp_tolerance_s must be in \[0.0, 10.0\], got -1.0"),
+        ({"max_goal_length": 0}, r"max_goal_length must be in \[1, 1048576\], got 0"),
+        ({"max_goal_length": 2.5}, "max_goal_length must be an integer, got 2.5"),
         ({"frame_id": ""}, "frame_id must be non-empty when set"),
-        ({"fps": -5.0}, "fps must be a finite number > 0"),
+        ({"fps": -5.0}, r"fps must be in \[0.1, 1000.0\], got -5.0"),
+        ({"precision": "int4"}, r"precision must be one of \['bf16', 'fp8'\], got 'int4'"),
+        ({"precision": "fp8"}, r"precision 'fp8' needs backend one of \['fast'\], got 'diffusers'"),
+        ({"precision": "fp8", "backend": "fast"}, "precision 'fp8' needs a CUDA GPU .* got device 'cpu'"),
+        (
+            {"precision": "fp8", "backend": "server", "server_address": "unix:///s", "device": "cuda"},
+            "needs backend one of .* got 'server' \\(the policy server's own precision applies\\)",
+        ),
     ],
 )
 def test_invalid_parameters_name_the_field_and_value(override: dict[str, Any], message: str) -> None:
@@ -88,6 +98,41 @@ def test_view_point_auto_and_camera_modes() -> None:
     assert wrist.options.view_point == "wrist_view"
     assert build(compressed=True, camera_topics=["a", "b"]).compressed == (True, True)
     assert build(fps=10.0, frame_id="world").options.fps == 10.0
+
+
+def test_precision_is_bf16_by_default_and_passed_only_to_backends_that_take_it() -> None:
+    assert build().precision == "bf16"
+    assert build().factory_options() == {}  # diffusers takes no precision (the model's own dtype)
+    assert build(backend="fast").factory_options() == {"precision": "bf16"}
+    fp8 = build(
+        backend="fast", device="cuda:0", precision="fp8"
+    )  # configure decides; the device is asked then
+    assert fp8.factory_options() == {"precision": "fp8"}
+    server = build(backend="server", server_address="unix:///tmp/s.sock")
+    assert server.factory_options() == {}  # the server runs its own precision
+
+
+def test_descriptors_carry_the_schema() -> None:
+    """What `ros2 param describe` shows comes from the schema: ranges, choices from the registries."""
+    from cosmos_ros.runtime.policy import BACKENDS, PRECISIONS
+
+    _, backend = PARAMETERS["backend"]
+    assert backend.additional_constraints == "one of: " + ", ".join(BACKENDS)
+    assert PARAMETERS["precision"][0] == "bf16"
+    assert PARAMETERS["precision"][1].additional_constraints == "one of: " + ", ".join(PRECISIONS)
+    chunk = PARAMETERS["chunk_size"][1].integer_range[0]
+    assert (chunk.from_value, chunk.to_value, chunk.step) == (4, 512, 4)
+    rate = PARAMETERS["max_plan_rate_hz"][1].floating_point_range[0]
+    assert (rate.from_value, rate.to_value) == (0.01, 100.0)
+    assert PARAMETERS["autostart"][1].read_only and PARAMETERS["compressed"][1].dynamic_typing
+
+
+def test_params_file_is_the_one_generated_from_the_schema() -> None:
+    """config/planner.yaml is derived from schemas/planner_node.yaml; editing one without the other fails."""
+    committed = (REPO / "config" / "planner.yaml").read_text()
+    assert committed == generated_params_file("config/planner.yaml"), (
+        "config/planner.yaml differs from its schema; run: python -m cosmos_ros.parameter_schema --write"
+    )
 
 
 def test_params_file_matches_declared_parameters() -> None:

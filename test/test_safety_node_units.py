@@ -210,6 +210,29 @@ def test_interval_histogram_percentile_while_a_tick_records(monkeypatch: pytest.
     assert h.percentile(99) == pytest.approx(0.010, abs=1e-5)
 
 
+def test_params_file_is_the_one_generated_from_the_schema(repo_root: Path) -> None:
+    """config/safety.yaml is derived from schemas/safety_node.yaml; editing one without the other fails."""
+    from cosmos_ros.parameter_schema import generated_params_file
+
+    committed = (repo_root / "config" / "safety.yaml").read_text()
+    assert committed == generated_params_file("config/safety.yaml"), (
+        "config/safety.yaml differs from its schema; run: python -m cosmos_ros.parameter_schema --write"
+    )
+
+
+def test_descriptors_and_choices_come_from_the_schema_and_the_core_registries() -> None:
+    from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS
+    from cosmos_ros.safety.scheduler import BLEND_MODES
+    from cosmos_ros.safety.supervisor import WATCHDOG_MODES
+
+    assert PARAMETERS["watchdog_mode"][1].additional_constraints == "one of: " + ", ".join(WATCHDOG_MODES)
+    assert PARAMETERS["blend_mode"][1].additional_constraints == "one of: " + ", ".join(BLEND_MODES)
+    assert ", ".join(ADAPTER_KINDS) in PARAMETERS["output_adapters"][1].additional_constraints
+    rate = PARAMETERS["control_rate_hz"][1].floating_point_range[0]
+    assert (rate.from_value, rate.to_value) == (1.0, 1000.0)
+    assert PARAMETERS["control_rate_hz"][0] == Parameter.Type.DOUBLE  # declared unset: the limits file's
+
+
 def test_params_file_carries_every_parameter_with_its_declared_default(repo_root: Path) -> None:
     """config/safety.yaml and PARAMETERS must not drift: same names, same defaults (control_rate_hz is
     deliberately absent from the file: unset means "the limits file's rate")."""

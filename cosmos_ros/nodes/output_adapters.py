@@ -33,7 +33,6 @@ runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from builtin_interfaces.msg import Duration, Time
@@ -41,8 +40,10 @@ from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+# Configuration lives where it can be read without ROS (the parameter schema, launch helpers, tests).
+from cosmos_ros.safety_node_config import ADAPTER_KINDS, AdapterSettings
+
 POSE_AXES = ("x", "y", "z", "qx", "qy", "qz", "qw")
-ADAPTER_KINDS = ("float64_per_axis", "float64_multi_array", "pose_stamped", "joint_trajectory")
 
 # (message type, topic) -> publisher; the node passes a function making a lifecycle publisher with its QoS.
 PublisherFactory = Callable[[Any, str], Any]
@@ -68,55 +69,6 @@ def shadow_topic(topic: str) -> str:
     ``forward_position_controller/commands`` -> ``~/shadow/forward_position_controller/commands``.
     """
     return "~/shadow/" + topic.lstrip("/~").lstrip("/")
-
-
-def _check_relative(field_name: str, topic: str) -> None:
-    if not topic:
-        raise ValueError(f"{field_name} must be a non-empty topic name, got {topic!r}")
-    if topic.startswith("/"):
-        raise ValueError(
-            f"{field_name} must be a relative topic name (so namespaces and remapping work), got {topic!r}"
-        )
-
-
-@dataclass(frozen=True)
-class AdapterSettings:
-    """Topic names and options of all adapter kinds (ROS parameters ``<kind>.<name>``).
-
-    Attributes:
-        per_axis_topic_pattern: ``str.format`` pattern with ``{axis}`` for ``float64_per_axis``.
-        multi_array_topic: topic of ``float64_multi_array`` (forward_command_controller ``<name>/commands``).
-        pose_topic: topic of ``pose_stamped`` (FZI ``target_frame``).
-        pose_frame_id: ``header.frame_id`` of the published poses (the frame the limits are expressed in).
-        gripper_topic: ``std_msgs/Float64`` topic for the ``gripper`` axis of pose spaces.
-        trajectory_topic: topic of ``joint_trajectory`` (JTC ``<name>/joint_trajectory``).
-        trajectory_time_from_start_s: ``time_from_start`` of the single point, seconds, > 0.
-    """
-
-    per_axis_topic_pattern: str = "{axis}/setpoint"
-    multi_array_topic: str = "forward_position_controller/commands"
-    pose_topic: str = "target_frame"
-    pose_frame_id: str = "base_link"
-    gripper_topic: str = "gripper/setpoint"
-    trajectory_topic: str = "joint_trajectory_controller/joint_trajectory"
-    trajectory_time_from_start_s: float = 0.01
-
-    def __post_init__(self) -> None:
-        if "{axis}" not in self.per_axis_topic_pattern:
-            raise ValueError(
-                f"per_axis_topic_pattern must contain '{{axis}}', got {self.per_axis_topic_pattern!r}"
-            )
-        _check_relative("per_axis_topic_pattern", self.per_axis_topic_pattern)
-        _check_relative("multi_array_topic", self.multi_array_topic)
-        _check_relative("pose_topic", self.pose_topic)
-        _check_relative("gripper_topic", self.gripper_topic)
-        _check_relative("trajectory_topic", self.trajectory_topic)
-        if not self.pose_frame_id:
-            raise ValueError("pose_frame_id must be non-empty")
-        if not self.trajectory_time_from_start_s > 0:
-            raise ValueError(
-                f"trajectory_time_from_start_s must be > 0, got {self.trajectory_time_from_start_s}"
-            )
 
 
 class _Topics:

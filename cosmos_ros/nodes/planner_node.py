@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ from std_msgs.msg import String
 
 from cosmos_ros.action_space import UnknownProfileError, load_profile
 from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherView, describe_silence
-from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, TileLayout, tile
+from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, tile
 from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
 from cosmos_ros.inference_worker import (
     FRAMES_DROPPED,
@@ -74,26 +73,18 @@ from cosmos_ros.latency import (
     ChunkTiming,
     LatencyEstimator,
     StartDecision,
-    TriggerConfig,
     decide_start,
     latency_warnings,
 )
 from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
-from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.nodes.parameters import declarations
 from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.planner_node_config import PREFIX_BACKENDS, SCHEMA, PlannerConfig, config_from_parameters
 from cosmos_ros.policy_server.errors import ServerError
-from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
-from cosmos_ros.runtime.backend import VIEW_POINTS
-from cosmos_ros.runtime.options import PolicyOptions
+from cosmos_ros.rtc import ExecutingChunk, build_prefix
 
 NODE_NAME = "planner_node"  # like the executable and "safety_node"
-DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-DTYPES = ("float32", "bfloat16", "float16")
-BACKENDS = ("diffusers", "fast", "tensorrt", "server")
-CAMERA_COMBINE = ("tile", "select")
-TILE_LAYOUTS = ("horizontal", "vertical", "grid")
-VIEW_POINT_PARAM = ("auto", *VIEW_POINTS)
 
 # Counter keys (diagnostics). Image rejections are "rejected_image_<reason>" with the reasons of
 # cosmos_ros.images.REJECT_REASONS; these are the others.
@@ -116,449 +107,12 @@ TILE_ERROR = "tile_error"
 PLANS_PUBLISHED = "plans_published"
 SERVER_ERROR = "server_error"  # the policy server was lost, restarted or changed (backend "server")
 PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
-PREFIX_BACKENDS = ("fast", "tensorrt")  # backends whose sampler applies an ActionPrefix
-# "server" forwards the prefix; configure checks that the server runs one of PREFIX_BACKENDS.
-PREFIX_CAPABLE = (*PREFIX_BACKENDS, "server")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Configuration
 # ----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PlannerConfig:
-    """Everything the node reads from its parameters at configure time, validated.
-
-    Attributes mirror the parameters of ``config/planner.yaml`` (see :data:`PARAMETERS` for descriptions
-    and units). ``fps`` and ``frame_id`` are ``None`` when not set: the action-space profile provides them.
-    ``compressed`` is resolved to one flag per camera topic.
-    """
-
-    model_path: str
-    device: str = "cpu"
-    dtype: str = "float32"
-    backend: str = "diffusers"
-    server_address: str = ""
-    server_connect_timeout_s: float = 5.0
-    server_call_timeout_s: float = 30.0
-    action_space: str = "umi_pose_gripper"
-    options: PolicyOptions = dataclasses.field(default_factory=PolicyOptions)
-    camera_topics: tuple[str, ...] = ("image_raw",)
-    compressed: tuple[bool, ...] = (False,)
-    camera_timeout_s: float = 5.0
-    camera_combine: str = "tile"
-    tile_layout: str = "horizontal"
-    selected_camera: str = ""
-    stamp_tolerance_s: float = 0.05
-    goal_topic: str = "goal"
-    max_plan_rate_hz: float = 2.0
-    warmup: bool = True
-    latency_warn_fraction: float = 0.5
-    safety_staleness_limit_s: float = 0.5
-    trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
-    prefix: PrefixConfig | None = None  # None: prefix conditioning off
-    max_image_pixels: int = 3840 * 2160
-    max_goal_length: int = 2000
-    frame_id: str | None = None
-    publish_predicted_frames: bool = False
-    predicted_frames_max_rate_hz: float = 1.0
-    publish_ee_path: bool = False
-    publish_diagnostics: bool = True
-    diagnostics_period_s: float = 1.0
-    log_throttle_s: float = 5.0
-    # Lockstep with a simulator (cosmos_ros/sim/lockstep.py): report on planner_state; emulated latency.
-    publish_state: bool = False
-    emulated_latency_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.emulated_latency_s) and self.emulated_latency_s >= 0):
-            raise ValueError(
-                f"emulated_latency_s must be a finite number >= 0, got {self.emulated_latency_s}"
-            )
-        if not self.model_path:
-            raise ValueError("model_path must name a Cosmos 3 pipeline directory, got ''")
-        if not DEVICE_RE.match(self.device):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.backend == "server" and not self.server_address:
-            raise ValueError("server_address must be unix:///path or host:port with backend 'server', got ''")
-        if not self.action_space:
-            raise ValueError("action_space must name a profile, got ''")
-        if not self.camera_topics or any(not t for t in self.camera_topics):
-            raise ValueError(
-                f"camera_topics must list one or more non-empty topics, got {self.camera_topics}"
-            )
-        if len(set(self.camera_topics)) != len(self.camera_topics):
-            raise ValueError(f"camera_topics must be unique, got {list(self.camera_topics)}")
-        if len(self.compressed) != len(self.camera_topics):
-            raise ValueError(
-                f"compressed must be one bool or one per camera topic ({len(self.camera_topics)}), "
-                f"got {len(self.compressed)} values"
-            )
-        if not (math.isfinite(self.camera_timeout_s) and self.camera_timeout_s > 0):
-            raise ValueError(f"camera_timeout_s must be a finite number > 0, got {self.camera_timeout_s}")
-        if self.camera_combine not in CAMERA_COMBINE:
-            raise ValueError(f"camera_combine must be one of {CAMERA_COMBINE}, got {self.camera_combine!r}")
-        if self.tile_layout not in TILE_LAYOUTS:
-            raise ValueError(f"tile_layout must be one of {TILE_LAYOUTS}, got {self.tile_layout!r}")
-        if self.camera_combine == "select" and self.selected_camera not in self.camera_topics:
-            raise ValueError(
-                f"selected_camera must be one of camera_topics {list(self.camera_topics)} when "
-                f"camera_combine is 'select', got {self.selected_camera!r}"
-            )
-        if self.tiles_views and self.options.view_point != "concat_view":
-            raise ValueError(
-                f"view_point must be 'concat_view' (or 'auto') when {len(self.camera_topics)} cameras are "
-                f"tiled, got {self.options.view_point!r}"
-            )
-        for name in ("stamp_tolerance_s",):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-        for name in (
-            "max_plan_rate_hz",
-            "predicted_frames_max_rate_hz",
-            "diagnostics_period_s",
-            "log_throttle_s",
-            "server_connect_timeout_s",
-            "server_call_timeout_s",
-        ):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        if self.max_image_pixels < 4:
-            raise ValueError(f"max_image_pixels must be >= 4 (a 2x2 image), got {self.max_image_pixels}")
-        if self.max_goal_length < 1:
-            raise ValueError(f"max_goal_length must be >= 1, got {self.max_goal_length}")
-        if self.frame_id is not None and not self.frame_id:
-            raise ValueError("frame_id must be non-empty when set (leave it unset to use the profile's)")
-        if not self.goal_topic:
-            raise ValueError("goal_topic must be non-empty")
-        if not (math.isfinite(self.latency_warn_fraction) and 0 < self.latency_warn_fraction <= 1):
-            raise ValueError(f"latency_warn_fraction must be in (0, 1], got {self.latency_warn_fraction}")
-        if not (math.isfinite(self.safety_staleness_limit_s) and self.safety_staleness_limit_s > 0):
-            raise ValueError(f"safety_staleness_limit_s must be > 0, got {self.safety_staleness_limit_s}")
-        if self.prefix is not None and self.backend not in PREFIX_CAPABLE:
-            raise ValueError(
-                f"prefix_conditioning needs backend one of {PREFIX_CAPABLE}, got {self.backend!r} (the stock "
-                "pipeline's step callback cannot reach its action latents)"
-            )
-
-    @property
-    def tiles_views(self) -> bool:
-        """True when several cameras are combined into one concat_view image."""
-        return self.camera_combine == "tile" and len(self.camera_topics) > 1
-
-    @property
-    def used_cameras(self) -> tuple[str, ...]:
-        """Topics the node subscribes to (the selected one only, in select mode)."""
-        return (self.selected_camera,) if self.camera_combine == "select" else self.camera_topics
-
-    @property
-    def tile_mode(self) -> TileLayout:
-        if self.camera_combine == "select":
-            return TileLayout(mode="select", camera=self.selected_camera)
-        return TileLayout(mode=self.tile_layout)
-
-
-# name -> (default or Parameter.Type for "unset unless given", descriptor). Declared once, here; the
-# params file config/planner.yaml carries the same names with the defaults written out.
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "autostart": (
-        True,
-        describe("main() runs configure + activate itself (no lifecycle manager needed)", read_only=True),
-    ),
-    "model_path": (
-        "",
-        describe("Local Cosmos 3 pipeline directory (model_index.json, transformer/, vae/, ...)"),
-    ),
-    "device": ("cpu", describe("Torch device", choices=("cpu", "cuda", "cuda:N"))),
-    "dtype": ("float32", describe("Model weights dtype", choices=DTYPES)),
-    "backend": (
-        "diffusers",
-        describe("Runtime backend; server = the model runs in a policy server", choices=BACKENDS),
-    ),
-    "server_address": (
-        "",
-        describe(
-            "Policy server (backend server): unix:///path.sock on the same host (frames through shared "
-            "memory) or host:port; model_path's last component must be the served model's id"
-        ),
-    ),
-    "server_connect_timeout_s": (
-        5.0,
-        describe(
-            "Longest wait for the policy server at configure and per reconnect (s)", float_range=(0.1, 600.0)
-        ),
-    ),
-    "server_call_timeout_s": (
-        30.0,
-        describe("Deadline of one policy-server call, queueing included (s)", float_range=(0.1, 3600.0)),
-    ),
-    "action_space": (
-        "umi_pose_gripper",
-        describe("Action-space profile name (config/action_spaces) or YAML path"),
-    ),
-    "num_inference_steps": (30, describe("Denoising steps per plan", int_range=(1, 1000, 1))),
-    "guidance_scale": (
-        1.0,
-        describe("Classifier-free guidance (1.0 = off, halves cost)", float_range=(1.0, 20.0)),
-    ),
-    "chunk_size": (
-        16,
-        describe("Actions per plan; multiple of 4 (VAE keeps 1 + 4k frames)", int_range=(4, 512, 4)),
-    ),
-    "resolution_tier": (
-        256,
-        describe("Conditioning canvas tier (pixels)", choices=("256", "480", "704", "720")),
-    ),
-    "view_point": (
-        "auto",
-        describe(
-            "Camera label told to the model; auto = concat_view when tiling several cameras, else ego_view",
-            choices=VIEW_POINT_PARAM,
-        ),
-    ),
-    "fps": (
-        Parameter.Type.DOUBLE,
-        describe(
-            "Frame rate told to the model (Hz); step period = 1/fps. Unset: the profile's action_rate_hz",
-            float_range=(0.1, 1000.0),
-        ),
-    ),
-    "seed": (
-        0,
-        describe("Noise seed (same seed + inputs + weights -> same plan)", int_range=(0, 2**31 - 1, 1)),
-    ),
-    "decode_video": (
-        False,
-        describe("Decode predicted frames (extra VAE decode; needed for predicted_frames)"),
-    ),
-    "camera_topics": (["image_raw"], describe("Camera topics, one or more (order = tile order)")),
-    "compressed": (
-        False,
-        describe(
-            "Topics carry sensor_msgs/CompressedImage: one bool for all, or a bool array per camera topic",
-            dynamic=True,
-        ),
-    ),
-    "camera_timeout_s": (
-        5.0,
-        describe(
-            "Warn (log and /diagnostics) when a camera topic delivered nothing for this long (s, node clock)",
-            float_range=(0.1, 3600.0),
-        ),
-    ),
-    "camera_combine": ("tile", describe("How several cameras become one image", choices=CAMERA_COMBINE)),
-    "tile_layout": ("horizontal", describe("Arrangement when tiling", choices=TILE_LAYOUTS)),
-    "selected_camera": (
-        "",
-        describe("Topic used when camera_combine is 'select' (must be in camera_topics)"),
-    ),
-    "stamp_tolerance_s": (
-        0.05,
-        describe("Max capture-stamp spread within one camera set (s)", float_range=(0.0, 10.0)),
-    ),
-    "goal_topic": ("goal", describe("std_msgs/String goal topic; an empty goal stops planning")),
-    "max_plan_rate_hz": (
-        2.0,
-        describe("Upper bound on inference starts per second (Hz)", float_range=(0.01, 100.0)),
-    ),
-    # ---- real-time execution (README "Real-time execution (latency-aware chunking)") ----
-    "warmup": (
-        True,
-        describe(
-            "Run one inference on a grey frame at configure, so the first real plan does not pay first-call "
-            "costs (lazy init, compile, CUDA graph capture); its time is checked against the chunk horizon"
-        ),
-    ),
-    "latency_warn_fraction": (
-        0.5,
-        describe(
-            "Warn when the expected plan latency exceeds this fraction of the chunk horizon "
-            "(chunk_size / fps); above 0.5 back-to-back plans cannot keep the robot covered",
-            float_range=(0.01, 1.0),
-        ),
-    ),
-    "safety_staleness_limit_s": (
-        0.5,
-        describe(
-            "The safety node's staleness_limit_s (s), for the latency warnings only: set it to the value in "
-            "the safety limits file; the safety node enforces its own",
-            float_range=(0.001, 3600.0),
-        ),
-    ),
-    "early_trigger": (
-        True,
-        describe(
-            "Start the next inference without waiting for max_plan_rate_hz once the executing plan has no "
-            "more steps left than the expected latency (p95) covers, plus early_trigger_margin_steps"
-        ),
-    ),
-    "early_trigger_margin_steps": (
-        1,
-        describe("Steps added to the expected latency by the early trigger", int_range=(0, 1000, 1)),
-    ),
-    "chunk_size_threshold": (
-        1.0,
-        describe(
-            "lerobot async inference semantics: a new inference may start (under max_plan_rate_hz) only when "
-            "steps left / chunk_size <= this; 1.0 = whenever the rate limit allows",
-            float_range=(0.0, 1.0),
-        ),
-    ),
-    "prefix_conditioning": (
-        False,
-        describe(
-            "Real-time chunking without gradients: pin the next plan's first d steps (d = ceil(expected "
-            "latency / step period)) to the executing plan, soft mask after (backend fast or tensorrt)"
-        ),
-    ),
-    "execution_horizon": (
-        8,
-        describe(
-            "Prefix conditioning: step index where the soft mask reaches 0 (lerobot RTCConfig meaning); "
-            "clamped to chunk_size, raised to d",
-            int_range=(1, 512, 1),
-        ),
-    ),
-    "prefix_attention_schedule": (
-        "exp",
-        describe("Prefix conditioning: soft mask after the first d steps", choices=PREFIX_SCHEDULES),
-    ),
-    "prefix_strength": (
-        1.0,
-        describe(
-            "Prefix conditioning: scale of all prefix weights (this package's counterpart of lerobot's "
-            "max_guidance_weight; 1.0 reproduces the executed steps exactly)",
-            float_range=(0.01, 1.0),
-        ),
-    ),
-    "max_image_pixels": (
-        3840 * 2160,
-        describe(
-            "Images with more pixels are rejected (protects memory and latency)", int_range=(4, 1 << 28, 1)
-        ),
-    ),
-    "max_goal_length": (
-        2000,
-        describe("Goals longer than this (characters) are rejected", int_range=(1, 1 << 20, 1)),
-    ),
-    "frame_id": (
-        Parameter.Type.STRING,
-        describe("Override of the profile's frame_id for published plans. Unset: the profile's"),
-    ),
-    "publish_predicted_frames": (False, describe("Publish ~/predicted_frames (needs decode_video)")),
-    "predicted_frames_max_rate_hz": (
-        1.0,
-        describe("Max plans per second whose frames are published (Hz)", float_range=(0.01, 100.0)),
-    ),
-    "publish_ee_path": (False, describe("Publish ~/ee_path (nav_msgs/Path) for pose action spaces")),
-    "publish_diagnostics": (True, describe("Publish diagnostic_msgs/DiagnosticArray on /diagnostics")),
-    "diagnostics_period_s": (1.0, describe("Diagnostics period (s)", float_range=(0.05, 3600.0))),
-    "publish_state": (
-        False,
-        describe(
-            "Publish cosmos_ros/PlannerState on planner_state: a report per goal and per frame set (what "
-            "became of it), for a simulator that holds its clock while the model computes (lockstep)"
-        ),
-    ),
-    "emulated_latency_s": (
-        0.0,
-        describe(
-            "Emulated inference latency (s of node clock): a plan is published only once the node clock "
-            "is this far past its frame's stamp (sim time runs meanwhile). 0 = publish when computed",
-            float_range=(0.0, 60.0),
-        ),
-    ),
-    "log_throttle_s": (
-        5.0,
-        describe(
-            "Repeated problems of one cause are logged at most once per this period (s)",
-            float_range=(0.1, 3600.0),
-        ),
-    ),
-}
-
-
-def config_from_parameters(get: Callable[[str], Any]) -> PlannerConfig:
-    """Build a :class:`PlannerConfig` from parameter values (``get(name)``; ``None`` = not set).
-
-    Raises:
-        ValueError: A value is out of range or inconsistent; the message names the parameter.
-    """
-    topics = tuple(str(t) for t in (get("camera_topics") or ()))
-    compressed_raw = get("compressed")
-    if isinstance(compressed_raw, bool):
-        compressed = (compressed_raw,) * len(topics)
-    elif isinstance(compressed_raw, (list, tuple)) and all(isinstance(v, bool) for v in compressed_raw):
-        compressed = tuple(compressed_raw)
-    else:
-        raise ValueError(f"compressed must be a bool or a bool array, got {compressed_raw!r}")
-    combine = get("camera_combine")
-    n_views = 1 if combine == "select" else len(topics)
-    view_point = get("view_point")
-    if view_point == "auto":
-        view_point = "concat_view" if n_views > 1 else "ego_view"
-    fps = get("fps")
-    options = PolicyOptions(
-        num_inference_steps=get("num_inference_steps"),
-        guidance_scale=float(get("guidance_scale")),
-        chunk_size=get("chunk_size"),
-        resolution_tier=get("resolution_tier"),
-        view_point=view_point,
-        fps=None if fps is None else float(fps),
-        seed=get("seed"),
-        decode_video=get("decode_video"),
-    )
-    return PlannerConfig(
-        model_path=get("model_path"),
-        device=get("device"),
-        dtype=get("dtype"),
-        backend=get("backend"),
-        server_address=get("server_address"),
-        server_connect_timeout_s=float(get("server_connect_timeout_s")),
-        server_call_timeout_s=float(get("server_call_timeout_s")),
-        action_space=get("action_space"),
-        options=options,
-        camera_topics=topics,
-        compressed=compressed,
-        camera_timeout_s=float(get("camera_timeout_s")),
-        camera_combine=combine,
-        tile_layout=get("tile_layout"),
-        selected_camera=get("selected_camera"),
-        stamp_tolerance_s=float(get("stamp_tolerance_s")),
-        goal_topic=get("goal_topic"),
-        max_plan_rate_hz=float(get("max_plan_rate_hz")),
-        warmup=get("warmup"),
-        latency_warn_fraction=float(get("latency_warn_fraction")),
-        safety_staleness_limit_s=float(get("safety_staleness_limit_s")),
-        trigger=TriggerConfig(
-            early_trigger=get("early_trigger"),
-            chunk_size_threshold=float(get("chunk_size_threshold")),
-            early_trigger_margin_steps=get("early_trigger_margin_steps"),
-        ),
-        prefix=PrefixConfig(
-            execution_horizon=get("execution_horizon"),
-            prefix_attention_schedule=get("prefix_attention_schedule"),
-            prefix_strength=float(get("prefix_strength")),
-        )
-        if get("prefix_conditioning")
-        else None,
-        max_image_pixels=get("max_image_pixels"),
-        max_goal_length=get("max_goal_length"),
-        frame_id=get("frame_id"),
-        publish_predicted_frames=get("publish_predicted_frames"),
-        predicted_frames_max_rate_hz=float(get("predicted_frames_max_rate_hz")),
-        publish_ee_path=get("publish_ee_path"),
-        publish_diagnostics=get("publish_diagnostics"),
-        diagnostics_period_s=float(get("diagnostics_period_s")),
-        log_throttle_s=float(get("log_throttle_s")),
-        publish_state=get("publish_state"),
-        emulated_latency_s=float(get("emulated_latency_s")),
-    )
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)  # schemas/planner_node.yaml
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -846,7 +400,7 @@ class PlannerNode(LifecycleNode):
         """
         from cosmos_ros.runtime.policy import PolicyRuntime
 
-        backend_options: dict[str, Any] = {}
+        backend_options = cfg.factory_options()  # precision, for the backends that take one
         if cfg.backend == "server":
             backend_options = dict(
                 address=cfg.server_address,

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -67,9 +66,10 @@ from std_srvs.srv import Trigger
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
 from cosmos_ros.nodes.conversions import msg_to_plan
-from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, OutputAdapter, make_adapters
-from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.nodes.output_adapters import OutputAdapter, make_adapters
+from cosmos_ros.nodes.parameters import declarations
 from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.safety_node_config import SCHEMA, config_from_parameters
 
 # --- QoS -------------------------------------------------------------------------------------------------
 # Plans: reliable (a plan is a unit; losing one silently would look like a stall), shallow queue (an old plan
@@ -194,250 +194,9 @@ def _share_dir() -> str:
     return str(get_package_share_directory("cosmos_ros"))
 
 
-WATCHDOG_MODES = ("hold", "decelerate")
-BLEND_MODES = ("crossfade", "replace")
-STATE_TYPES = ("joint_state", "pose")
-
-# name -> (default, or a Parameter.Type for "unset unless given"; descriptor). Declared once, here, and read
-# in on_configure only; config/safety.yaml carries the same names with the defaults written out.
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "limits_file": (
-        "config/limits/arm7_joints.yaml",
-        describe(
-            "Safety limits YAML (bounds, velocity/acceleration/jerk, staleness, frame). A relative path "
-            "resolves against the cosmos_ros share directory",
-            read_only=True,
-        ),
-    ),
-    "control_rate_hz": (
-        Parameter.Type.DOUBLE,
-        describe(
-            "Setpoint streaming rate (Hz). Unset: the limits file's control_rate_hz",
-            float_range=(1.0, 1000.0),
-        ),
-    ),
-    "shadow_mode": (
-        False,
-        describe(
-            "Compute everything but publish setpoints only on ~/shadow/<topic>, never on controller topics "
-            "(first bring-up on a real robot)",
-            read_only=True,
-        ),
-    ),
-    "autostart": (
-        True,
-        describe(
-            "main() runs configure + activate itself (plain `ros2 run`); false: wait for a lifecycle manager"
-        ),
-    ),
-    "output_adapters": (
-        ["float64_per_axis"],
-        describe("Message kinds setpoints are published as (one or more)", choices=ADAPTER_KINDS),
-    ),
-    "float64_per_axis.topic_pattern": (
-        "{axis}/setpoint",
-        describe("std_msgs/Float64 topic per axis, relative; '{axis}' becomes the axis name"),
-    ),
-    "float64_multi_array.topic": (
-        "forward_position_controller/commands",
-        describe("std_msgs/Float64MultiArray topic (forward_command_controller '<name>/commands'), relative"),
-    ),
-    "pose_stamped.topic": (
-        "target_frame",
-        describe("geometry_msgs/PoseStamped topic (FZI cartesian controllers 'target_frame'), relative"),
-    ),
-    "pose_stamped.gripper_topic": (
-        "gripper/setpoint",
-        describe("std_msgs/Float64 topic for the gripper axis of pose spaces, relative"),
-    ),
-    "joint_trajectory.topic": (
-        "joint_trajectory_controller/joint_trajectory",
-        describe("trajectory_msgs/JointTrajectory topic (one point per tick), relative"),
-    ),
-    "joint_trajectory.time_from_start_s": (
-        0.01,
-        describe(
-            "time_from_start of the single trajectory point (s), about one control period",
-            float_range=(1e-4, 1.0),
-        ),
-    ),
-    "plan_topic": (
-        "action_sequence",
-        describe("cosmos_ros/ActionSequence plans to check and stream, relative"),
-    ),
-    "measured_state_topic": ("joint_states", describe("Measured robot state topic, relative")),
-    "measured_state_type": (
-        "joint_state",
-        describe(
-            "joint_state: sensor_msgs/JointState, mapped by joint NAME; pose: geometry_msgs/PoseStamped "
-            "(in the limits frame_id) plus the gripper from gripper_state_topic",
-            choices=STATE_TYPES,
-        ),
-    ),
-    "gripper_state_topic": (
-        "joint_states",
-        describe(
-            "Pose spaces only: sensor_msgs/JointState topic whose joint named 'gripper' is the measured "
-            "gripper, relative"
-        ),
-    ),
-    "estop_topic": (
-        "estop",
-        describe("std_msgs/Bool; true latches the e-stop (cleared only by ~/reset_estop)"),
-    ),
-    "status_topic": (
-        "safety_status",
-        describe("cosmos_ros/SafetyStatus per plan and on state changes, relative"),
-    ),
-    "watchdog_mode": (
-        "decelerate",
-        describe(
-            "When no valid plan covers now: hold the last setpoint (tracked within the limits), or brake to "
-            "rest as fast as the limits allow",
-            choices=WATCHDOG_MODES,
-        ),
-    ),
-    "estop_mode": (
-        "decelerate",
-        describe(
-            "While the e-stop is latched: both modes only brake to rest and then freeze the command (neither "
-            "tracks a target or the measured state)",
-            choices=WATCHDOG_MODES,
-        ),
-    ),
-    "estop_release_hold_s": (
-        0.5,
-        describe(
-            "~/reset_estop is refused while the last e-stop input is true and until this long (s) after the "
-            "last true input; must exceed the period of a periodically published e-stop input",
-            float_range=(0.001, 60.0),
-        ),
-    ),
-    "blend_mode": (
-        "crossfade",
-        describe("How a new plan takes over from a running one", choices=BLEND_MODES),
-    ),
-    "blend_time_s": (
-        0.2,
-        describe(
-            "Cross-fade window from the running plan to a newly accepted one (s)", float_range=(0.0, 5.0)
-        ),
-    ),
-    "diagnostics_period_s": (
-        1.0,
-        describe("Period of /diagnostics messages (s)", float_range=(0.05, 3600.0)),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class SafetyNodeConfig:
-    """The node's parameters, validated (pure data: built and tested without a ROS graph).
-
-    Attributes mirror ``PARAMETERS``; ``control_rate_hz`` is None when unset (the limits file decides).
-    Behaviour settings the core owns (watchdog/e-stop/blend) are validated again by ``SupervisorConfig``.
-    """
-
-    limits_file: str
-    control_rate_hz: float | None
-    shadow_mode: bool
-    output_adapters: tuple[str, ...]
-    adapters: AdapterSettings
-    plan_topic: str
-    measured_state_topic: str
-    measured_state_type: str
-    gripper_state_topic: str
-    estop_topic: str
-    status_topic: str
-    watchdog_mode: str
-    estop_mode: str
-    blend_mode: str
-    blend_time_s: float
-    diagnostics_period_s: float
-    estop_release_hold_s: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.limits_file:
-            raise ValueError("limits_file must name a limits YAML file, got ''")
-        if self.control_rate_hz is not None and not 1.0 <= self.control_rate_hz <= 1000.0:
-            raise ValueError(f"control_rate_hz must be in [1, 1000] Hz, got {self.control_rate_hz}")
-        unknown = [k for k in self.output_adapters if k not in ADAPTER_KINDS]
-        if not self.output_adapters or unknown:
-            raise ValueError(
-                f"output_adapters must list one or more of {list(ADAPTER_KINDS)}, "
-                f"got {list(self.output_adapters)}"
-            )
-        for name, choices in (
-            ("measured_state_type", STATE_TYPES),
-            ("watchdog_mode", WATCHDOG_MODES),
-            ("estop_mode", WATCHDOG_MODES),
-            ("blend_mode", BLEND_MODES),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in (
-            "plan_topic",
-            "measured_state_topic",
-            "gripper_state_topic",
-            "estop_topic",
-            "status_topic",
-        ):
-            topic = getattr(self, name)
-            if not topic or topic.startswith("/"):
-                raise ValueError(f"{name} must be a non-empty relative topic name, got {topic!r}")
-        if self.measured_state_type == "pose" and self.measured_state_topic == self.gripper_state_topic:
-            raise ValueError(
-                f"measured_state_topic and gripper_state_topic are both {self.measured_state_topic!r}, but "
-                "with measured_state_type 'pose' the first carries PoseStamped and the second JointState"
-            )
-        if not 0.0 <= self.blend_time_s <= 5.0:
-            raise ValueError(f"blend_time_s must be in [0, 5] s, got {self.blend_time_s}")
-        if not self.diagnostics_period_s > 0:
-            raise ValueError(f"diagnostics_period_s must be > 0, got {self.diagnostics_period_s}")
-        if not 0.001 <= self.estop_release_hold_s <= 60.0:
-            raise ValueError(
-                f"estop_release_hold_s must be in [0.001, 60] s, got {self.estop_release_hold_s}"
-            )
-
-
-def config_from_parameters(get: Callable[[str], Any], frame_id: str = "base_link") -> SafetyNodeConfig:
-    """Build a :class:`SafetyNodeConfig` from parameter values (``get(name)``; None = not set).
-
-    Args:
-        get: parameter getter.
-        frame_id: frame of the pose adapter's messages (the limits file's frame_id).
-
-    Raises:
-        ValueError: a value is out of range or inconsistent; the message names the parameter.
-    """
-    rate = get("control_rate_hz")
-    return SafetyNodeConfig(
-        limits_file=str(get("limits_file")),
-        control_rate_hz=None if rate is None else float(rate),
-        shadow_mode=bool(get("shadow_mode")),
-        output_adapters=tuple(str(k) for k in get("output_adapters")),
-        adapters=AdapterSettings(
-            per_axis_topic_pattern=str(get("float64_per_axis.topic_pattern")),
-            multi_array_topic=str(get("float64_multi_array.topic")),
-            pose_topic=str(get("pose_stamped.topic")),
-            pose_frame_id=frame_id,
-            gripper_topic=str(get("pose_stamped.gripper_topic")),
-            trajectory_topic=str(get("joint_trajectory.topic")),
-            trajectory_time_from_start_s=float(get("joint_trajectory.time_from_start_s")),
-        ),
-        plan_topic=str(get("plan_topic")),
-        measured_state_topic=str(get("measured_state_topic")),
-        measured_state_type=str(get("measured_state_type")),
-        gripper_state_topic=str(get("gripper_state_topic")),
-        estop_topic=str(get("estop_topic")),
-        status_topic=str(get("status_topic")),
-        watchdog_mode=str(get("watchdog_mode")),
-        estop_mode=str(get("estop_mode")),
-        blend_mode=str(get("blend_mode")),
-        blend_time_s=float(get("blend_time_s")),
-        diagnostics_period_s=float(get("diagnostics_period_s")),
-        estop_release_hold_s=float(get("estop_release_hold_s")),
-    )
+# name -> (default, or a Parameter.Type for "unset unless given"; descriptor), from schemas/safety_node.yaml.
+# Read in on_configure only; config/safety.yaml is generated from the same schema.
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)
 
 
 class MeasuredState:

@@ -30,7 +30,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import rclpy
@@ -48,124 +47,22 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 
 from cosmos_ros.msg import PlannerState, SafetyStatus, SimEpisode
-from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.nodes.parameters import declarations
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
 from cosmos_ros.sim.scene import PandaSim
 from cosmos_ros.sim.task import parse_goal
+from cosmos_ros.sim_node_config import SCHEMA, SimNodeConfig, config_from_parameters
 
 NODE_NAME = "sim_node"
-INTERFACES = ("float64_per_axis", "float64_multi_array")
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 _EVENTS = {PlannerState.EVENT_GOAL: "goal", PlannerState.EVENT_HELD: "held", PlannerState.EVENT_DONE: "done"}
 
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "autostart": (True, describe("main() runs configure + activate itself", read_only=True)),
-    "config_file": (
-        "",
-        describe("Sim config YAML; empty: the package's config/sim/panda.yaml", read_only=True),
-    ),
-    "image_size": (0, describe("Square camera image size (pixels); 0: the config's", int_range=(0, 2048, 1))),
-    "first_seed": (1_000_000, describe("Seed of the first episode", int_range=(0, 2**31 - 1, 1))),
-    "num_episodes": (1, describe("Episodes to run; 0 = forever", int_range=(0, 1_000_000, 1))),
-    "goal": ("", describe("Goal text override; empty: 'touch the <colour> cube' with the seeded colour")),
-    "lockstep": (True, describe("Hold sim time while the safety node and the planner compute")),
-    "camera_rate_hz": (
-        2.0,
-        describe(
-            "Rate of camera frames (Hz of sim time); in lockstep, planning frames", float_range=(0.1, 100.0)
-        ),
-    ),
-    "real_time_factor": (1.0, describe("Without lockstep: sim s per wall s", float_range=(0.01, 100.0))),
-    "command_interfaces": (
-        list(INTERFACES),
-        describe(
-            "Setpoint topics consumed (lockstep: a tick is complete when each delivered)", choices=INTERFACES
-        ),
-    ),
-    "per_axis_topic_pattern": ("{axis}/setpoint", describe("float64_per_axis topic pattern")),
-    "multi_array_topic": ("forward_position_controller/commands", describe("float64_multi_array topic")),
-    "planner_clock_topic": (
-        "",
-        describe(
-            "Topic the planner's /clock is remapped to (lockstep: it sees a tick after the safety node)"
-        ),
-    ),
-    "safety_node_name": ("safety_node", describe("Safety node re-activated at each reset; empty: none")),
-    "tick_retry_s": (
-        2.0,
-        describe("Lockstep: re-send a tick unanswered this long (wall s)", float_range=(0.05, 60.0)),
-    ),
-    "lockstep_timeout_s": (
-        60.0,
-        describe("Lockstep: give up a wait after this long (wall s), counted", float_range=(0.1, 3600.0)),
-    ),
-    "state_settle_s": (
-        0.01,
-        describe(
-            "Lockstep: wall seconds between joint_states(t) and /clock(t), so that the safety node takes the "
-            "state before it ticks (no acknowledgement exists for it; see lockstep.py)",
-            float_range=(0.0, 1.0),
-        ),
-    ),
-    "record_dir": ("", describe("Write each episode's controller inputs to <dir>/episode_<seed>.npz")),
-    "exit_when_done": (False, describe("End the process after the last episode", read_only=True)),
-    "log_throttle_s": (
-        5.0,
-        describe("Repeated refusals are logged at most once per period (s)", float_range=(0.1, 3600.0)),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class SimNodeConfig:
-    config_file: str
-    image_size: int
-    first_seed: int
-    num_episodes: int
-    goal: str
-    lockstep: bool
-    camera_rate_hz: float
-    real_time_factor: float
-    command_interfaces: tuple[str, ...]
-    per_axis_topic_pattern: str
-    multi_array_topic: str
-    planner_clock_topic: str
-    safety_node_name: str
-    tick_retry_s: float
-    lockstep_timeout_s: float
-    state_settle_s: float
-    record_dir: str
-    exit_when_done: bool
-    log_throttle_s: float
-
-    def __post_init__(self) -> None:
-        bad = [i for i in self.command_interfaces if i not in INTERFACES]
-        if (
-            bad
-            or not self.command_interfaces
-            or len(set(self.command_interfaces)) != len(self.command_interfaces)
-        ):
-            raise ValueError(
-                f"command_interfaces must be distinct names from {list(INTERFACES)}, "
-                f"got {self.command_interfaces}"
-            )
-        if "{axis}" not in self.per_axis_topic_pattern:
-            raise ValueError(
-                f"per_axis_topic_pattern must contain '{{axis}}', got {self.per_axis_topic_pattern!r}"
-            )
-        if self.lockstep and not self.planner_clock_topic:
-            raise ValueError("lockstep needs planner_clock_topic (remap the planner's /clock to it)")
-        if self.planner_clock_topic == "/clock":
-            raise ValueError("planner_clock_topic must not be /clock")
-
-
-def config_from_parameters(get: Callable[[str], Any]) -> SimNodeConfig:
-    return SimNodeConfig(**{name: get(name) for name in SimNodeConfig.__dataclass_fields__})  # type: ignore[arg-type]
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)  # schemas/sim_node.yaml
 
 
 class _Mailbox:

@@ -31,11 +31,11 @@ import torch
 from torch.nn import functional
 
 from cosmos_ros.runtime.fast import FastPolicyBackend, _gen_layer
+from cosmos_ros.runtime.policy import PRECISIONS  # the registry lives where configuration reads it
 
 E4M3_MAX = 448.0
 # Indices of the large linears' weights in ``FastPolicyBackend._weights_of``'s tuple (biases stay as is).
 _LINEAR_SLOTS = {"q": 1, "k": 3, "v": 5, "out": 9, "gate": 12, "up": 13, "down": 14}
-PRECISIONS = ("bf16", "fp8")
 
 
 class Fp8UnsupportedError(ValueError):

@@ -40,12 +40,21 @@ class BackendSpec:
         remote: The model runs elsewhere (a policy server): nothing is loaded here, and the factory is
             ``(model_path, action_space, domain_name, raw_width, chunk_size, **options) -> PolicyBackend``,
             which connects and checks that the server serves exactly that.
+        precisions: Values of :data:`PRECISIONS` the factory takes as ``precision=``; empty: it takes no
+            ``precision`` (the model runs in its own dtype, which is what ``bf16`` means).
     """
 
     module: str
     factory: str
     install_hint: str
     remote: bool = False
+    precisions: tuple[str, ...] = ()
+
+
+# Precision of the generation expert's large linears (cosmos_ros.runtime.fp8): bf16 = the model's own dtype
+# (the default), fp8 = e4m3 weights and activations (opt-in). Here, not in fp8.py, so that configuration code
+# can name the choices without importing torch.
+PRECISIONS = ("bf16", "fp8")
 
 
 # Read-only: adding a backend is a code change here, reviewed like any other.
@@ -60,6 +69,7 @@ BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
             "cosmos_ros.runtime.fast",
             "make_fast_backend",
             "pip install -r requirements.txt (the fast backend needs torch; CUDA for its speed)",
+            precisions=PRECISIONS,
         ),
         "tensorrt": BackendSpec(
             "cosmos_ros.runtime.tensorrt_backend",
@@ -312,6 +322,7 @@ class PolicyRuntime:
 
 __all__ = [
     "BACKENDS",
+    "PRECISIONS",
     "BackendSpec",
     "PlanResult",
     "PolicyOptions",
