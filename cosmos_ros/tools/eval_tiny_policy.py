@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale (default 1.0)")
     parser.add_argument("--backend", default="diffusers", help="diffusers or fast")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default float32)")
+    parser.add_argument(
+        "--precision", default=None, help="fast backend only: bf16 (the dtype's own GEMMs) or fp8 (e4m3)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--predictions-out", help="save the predictions (.npz) for later analysis")
     parser.add_argument("--from-predictions", help="skip inference: analyse a saved predictions .npz")
@@ -76,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         runtime = PolicyRuntime.from_config(
             model,
             device=args.device,
+            dtype=args.dtype,
             profile=profile_path,
             backend=args.backend,
+            backend_options={"precision": args.precision} if args.precision else None,
             options={
                 "num_inference_steps": args.steps,
                 "guidance_scale": args.guidance,
@@ -92,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     err = action_errors(pred, demos.actions, mean)
     print(
         f"{err.rows} rows from {np.unique(demos.episode).size} {args.episodes} episodes, {args.steps} steps, "
-        f"guidance "
-        f"{args.guidance}, backend {args.backend} ({seconds:.2f} s/plan)\n"
+        f"guidance {args.guidance}, backend {args.backend} {args.dtype}"
+        f"{' precision ' + args.precision if args.precision else ''} ({seconds:.3f} s/plan)\n"
         f"arm-joint MAE: model {err.model_mae_rad:.4f} rad, mean predictor {err.mean_mae_rad:.4f} rad "
         f"(ratio {err.ratio:.3f})\n"
         f"per joint: {' '.join(f'{v:.4f}' for v in err.model_mae_per_joint)}"
