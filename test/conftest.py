@@ -43,6 +43,7 @@ FAST_MODULES = frozenset(
         "test_inference_worker",
         "test_latency",
         "test_launch_support",
+        "test_node_replay_config",
         "test_platform_check",
         "test_rotation",
         "test_rtc_prefix",
