@@ -50,6 +50,7 @@ FAST_MODULES = frozenset(
         "test_runtime_options",
         "test_safety_faults",
         "test_safety_limits",
+        "test_safety_node_core",
         "test_safety_properties",
         "test_safety_rate_limiter",
         "test_safety_regressions",

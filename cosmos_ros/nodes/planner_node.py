@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
@@ -44,7 +43,6 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -81,7 +79,7 @@ from cosmos_ros.latency import (
 from cosmos_ros.msg import ActionSequence, PlannerState
 from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import describe
-from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.nodes.spin import run_nodes
 from cosmos_ros.policy_server.errors import ServerError
 from cosmos_ros.rtc import PREFIX_SCHEDULES, ExecutingChunk, PrefixConfig, build_prefix
 from cosmos_ros.runtime.backend import VIEW_POINTS
@@ -906,6 +904,11 @@ class PlannerNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Release what configure made (worker, entities, model) before the node goes."""
+        self._release()
+        super().destroy_node()
+
     def _release(self) -> None:
         """Stop the worker, destroy entities, drop the model. Idempotent."""
         self._active = False
@@ -1349,37 +1352,12 @@ def _listdir(path: str) -> list[str]:
 def main(args: list[str] | None = None, node_class: type[PlannerNode] | None = None) -> int:
     """Entry point (``ros2 run cosmos_ros planner_node``). Returns the process exit code.
 
-    Exit codes: 0 after a normal shutdown (Ctrl-C, ``ros2 lifecycle set ... shutdown`` or external), 1 when
-    ``autostart`` is on and configure/activate fails (the reason is logged at ERROR), 2 when the parameters
-    cannot even be declared (a value of the wrong type or out of range on the command line / params file).
+    Exit codes (:func:`~cosmos_ros.nodes.spin.run_nodes`): 0 after a normal shutdown (Ctrl-C, ``ros2
+    lifecycle set ... shutdown`` or external), 1 when ``autostart`` is on and configure/activate fails (the
+    reason is logged at ERROR), 2 when the parameters cannot even be declared (a value of the wrong type or
+    out of range on the command line / params file).
     """
-    rclpy.init(args=args)
-    node: PlannerNode | None = None
-    code = 0
-    try:
-        try:
-            node = (node_class or PlannerNode)()
-        except Exception as exc:  # rclpy's InvalidParameter*Exception for bad overrides
-            rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {type(exc).__name__}: {exc}")
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: configure failed (see above); exiting")
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: activate failed; exiting")
-                return 1
-        spin_until_finalized(executor, [node])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node._release()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_nodes(lambda: [(node_class or PlannerNode)()], name=NODE_NAME, args=args)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -49,6 +48,7 @@ from std_msgs.msg import Float64, Float64MultiArray, String
 
 from cosmos_ros.msg import PlannerState, SafetyStatus, SimEpisode
 from cosmos_ros.nodes.parameters import describe
+from cosmos_ros.nodes.spin import run_nodes
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
@@ -252,6 +252,11 @@ class SimNode(LifecycleNode):
         if self._thread is not None:
             self._thread.join(timeout=10.0)
             self._thread = None
+
+    def destroy_node(self) -> None:
+        """Stop the episode thread and close the simulation before the node goes."""
+        self._release()
+        super().destroy_node()
 
     def _release(self) -> None:
         self._stop_thread()
@@ -688,31 +693,24 @@ def _ns_to_time(ns: int) -> Any:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point (``ros2 run cosmos_ros sim_node``). Exit codes: 0 normal, 1 configure/activate failed."""
-    rclpy.init(args=args)
-    node: SimNode | None = None
-    try:
-        node = SimNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                return 1
-        exit_when_done = bool(node.get_parameter("exit_when_done").value)
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-            if exit_when_done and node.done.is_set():
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node._release()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Entry point (``ros2 run cosmos_ros sim_node``); exit codes as :func:`~cosmos_ros.nodes.spin.run_nodes`.
+
+    With ``exit_when_done`` the process also ends (0) once the episodes are over.
+    """
+    nodes: list[SimNode] = []
+
+    def make() -> list[SimNode]:
+        nodes.append(SimNode())
+        return nodes
+
+    def done() -> bool:
+        node = nodes[0]
+        return bool(node.get_parameter("exit_when_done").value) and node.done.is_set()
+
+    # Two threads: the episode loop waits on services of other nodes while this node's callbacks must run.
+    return run_nodes(
+        make, name=NODE_NAME, args=args, make_executor=lambda: MultiThreadedExecutor(2), done=done
+    )
 
 
 if __name__ == "__main__":
