@@ -44,6 +44,7 @@ FAST_MODULES = frozenset(
         "test_latency",
         "test_launch_support",
         "test_node_replay_config",
+        "test_planner_diagnostics",
         "test_platform_check",
         "test_rotation",
         "test_rtc_prefix",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosmos_ros.diagnostics import Level
 from cosmos_ros.safety.diagnostics import (
-    Level,
     NodeCounters,
     RateWindow,
     SafetySnapshot,

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
     ParameterDescriptor,
@@ -63,12 +63,21 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
-from cosmos_ros.nodes.conversions import msg_to_plan
+from cosmos_ros.nodes.conversions import msg_to_plan, report_to_status
 from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, OutputAdapter, make_adapters
 from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.nodes.spin import bring_up, run_nodes
 from cosmos_ros.nodes.ticker import Ticker
-from cosmos_ros.safety.diagnostics import Level, NodeCounters, RateWindow, SafetySnapshot, safety_diagnostics
+from cosmos_ros.safety import (
+    Decision,
+    PlanDecision,
+    SafetyLimits,
+    SafetySupervisor,
+    SupervisorConfig,
+    SupervisorCounters,
+    load_limits,
+)
+from cosmos_ros.safety.diagnostics import NodeCounters, RateWindow, SafetySnapshot, safety_diagnostics
 from cosmos_ros.safety.intervals import IntervalHistogram
 from cosmos_ros.safety.measured import MeasuredState
 
@@ -98,11 +107,6 @@ OUTPUT_STATE_NAMES = {
     SafetyStatus.OUTPUT_HOLDING: "holding",
     SafetyStatus.OUTPUT_DECELERATING: "decelerating",
     SafetyStatus.OUTPUT_ESTOP: "estop",
-}
-_LEVELS = {
-    Level.OK: DiagnosticStatus.OK,
-    Level.WARN: DiagnosticStatus.WARN,
-    Level.ERROR: DiagnosticStatus.ERROR,
 }
 
 
@@ -417,8 +421,8 @@ class SafetyNode(LifecycleNode):
         self._configured = False
         self.finalized = False  # set by on_shutdown; main() then ends the process (nodes/spin.py)
         self._active = False
-        self._supervisor: Any = None
-        self._limits: Any = None
+        self._supervisor: SafetySupervisor | None = None
+        self._limits: SafetyLimits | None = None
         self._measured: MeasuredState | None = None
         self._adapters: list[OutputAdapter] = []
         self._made_lifecycle_pubs: list[Any] = []
@@ -472,9 +476,6 @@ class SafetyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        # The core (no rclpy); imported here so that a broken core fails configure with its reason.
-        from cosmos_ros.safety import SafetySupervisor, SupervisorConfig, load_limits
-
         def get(name: str) -> Any:
             try:
                 return self.get_parameter(name).value
@@ -568,7 +569,7 @@ class SafetyNode(LifecycleNode):
             return ret
         try:
             with self._core_lock:
-                self._supervisor.activate(self._now_s())
+                self._core.activate(self._now_s())
             self._last_tick_perf = None
             self._active = True
             if self._tick_thread:
@@ -594,7 +595,7 @@ class SafetyNode(LifecycleNode):
         self._pause_ticking()
         try:
             with self._core_lock:
-                self._supervisor.deactivate(self._now_s())
+                self._core.deactivate(self._now_s())
         except Exception as exc:  # deactivation must not fail; nothing streams any more
             self._count_error("deactivate", exc)
         self.get_logger().info("inactive: streaming stopped, the controllers hold their last setpoint")
@@ -662,6 +663,13 @@ class SafetyNode(LifecycleNode):
         """configure + activate (the ``autostart`` path); False, with the reason logged, if either fails."""
         return bring_up(self)
 
+    @property
+    def _core(self) -> SafetySupervisor:
+        """The supervisor. Only callbacks made in configure use it, and each catches and counts errors."""
+        if self._supervisor is None:
+            raise RuntimeError("the safety node is not configured")
+        return self._supervisor
+
     # --- time and logging ----------------------------------------------------------------------------
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -695,8 +703,8 @@ class SafetyNode(LifecycleNode):
         try:
             stamp = self.get_clock().now()
             with self._core_lock:
-                setpoint = self._supervisor.tick(stamp.nanoseconds * 1e-9)
-                state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
+                setpoint = self._core.tick(stamp.nanoseconds * 1e-9)
+                state = (int(self._core.output_state), bool(self._core.estop_latched))
             if setpoint is not None and self._active:
                 msg_stamp = stamp.to_msg()
                 for adapter in self._adapters:
@@ -720,7 +728,7 @@ class SafetyNode(LifecycleNode):
             except ValueError as exc:
                 self._publish_node_rejection(msg, "shape", f"malformed plan message: {exc}")
                 return
-            sup = self._supervisor
+            sup = self._core
             with self._core_lock:
                 basis = sup.basis()
             # Checking and clamping (O(steps)) run outside the lock the tick takes, so a long plan never
@@ -738,9 +746,7 @@ class SafetyNode(LifecycleNode):
             except Exception as exc2:
                 self._count_error("status", exc2)
 
-    def _log_decision(self, d: Any) -> None:
-        from cosmos_ros.safety import Decision
-
+    def _log_decision(self, d: PlanDecision) -> None:
         if d.decision == Decision.REJECTED and self._throttled("rejected:" + ",".join(d.reasons)):
             self.get_logger().warning(f"plan {d.plan_id} rejected ({', '.join(d.reasons)}): {d.message}")
         elif d.decision == Decision.CLAMPED and self._throttled("clamped"):
@@ -751,7 +757,7 @@ class SafetyNode(LifecycleNode):
         if not self._measured.complete:
             return
         with self._core_lock:
-            ok = self._supervisor.set_measured(self._measured.values(), self._now_s())
+            ok = self._core.set_measured(self._measured.values(), self._now_s())
         if not ok:
             self._measured_rejected += 1
 
@@ -772,7 +778,7 @@ class SafetyNode(LifecycleNode):
             elif self._throttled("pose_frame"):
                 self.get_logger().warning(
                     f"measured pose in frame {msg.header.frame_id!r} ignored: the limits are in "
-                    f"{self._limits.frame_id!r}"
+                    f"{self._measured.frame_id!r}"
                 )
         except Exception as exc:
             self._count_error("measured_state", exc)
@@ -782,11 +788,11 @@ class SafetyNode(LifecycleNode):
             if not msg.data:
                 # False never clears a stop (only ~/reset_estop does); it allows a later reset.
                 with self._core_lock:
-                    self._supervisor.estop_input_released(self._now_s())
+                    self._core.estop_input_released(self._now_s())
                 return
             with self._core_lock:
-                was = self._supervisor.estop_latched
-                self._supervisor.estop(self._now_s())
+                was = self._core.estop_latched
+                self._core.estop(self._now_s())
             if not was:
                 self.get_logger().warning("E-STOP latched: new plans are rejected; clear with ~/reset_estop")
             self._publish_state_status()
@@ -814,7 +820,9 @@ class SafetyNode(LifecycleNode):
         return response
 
     # --- status and diagnostics ----------------------------------------------------------------------
-    def _fill_state(self, status: SafetyStatus, counters: Any, stamp: Any = None) -> SafetyStatus:
+    def _fill_state(
+        self, status: SafetyStatus, counters: SupervisorCounters | None, stamp: Any = None
+    ) -> SafetyStatus:
         status.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         status.header.frame_id = self._limits.frame_id if self._limits is not None else ""
         status.shadow_mode = self._shadow
@@ -830,7 +838,7 @@ class SafetyNode(LifecycleNode):
             status.plans_clamped = counters.plans_clamped
         return status
 
-    def _publish_decision(self, d: Any, counters: Any) -> None:
+    def _publish_decision(self, d: PlanDecision, counters: SupervisorCounters) -> None:
         status = SafetyStatus(
             plan_id=int(d.plan_id),
             decision=int(d.decision),
@@ -890,7 +898,7 @@ class SafetyNode(LifecycleNode):
             self._window_plans,
         )
         self._last_diag_perf = t
-        sup = self._supervisor
+        sup = self._core
         with self._core_lock:
             counters, state = sup.counters, sup.output_state
             estop, problem = bool(sup.estop_latched), sup.measured_problem
@@ -919,13 +927,8 @@ class SafetyNode(LifecycleNode):
         # A fresh window histogram (one allocation per period, off the tick path's critical section).
         self._hist_window = IntervalHistogram()
         self._window_ticks = self._window_setpoints = self._window_plans = 0
-        status = DiagnosticStatus(
-            level=_LEVELS[report.level],
-            name=f"{self.get_fully_qualified_name()}: safety",
-            message=report.message,
-            hardware_id=self._limits.action_space if self._limits is not None else "",
-            values=[KeyValue(key=k, value=v) for k, v in report.values.items()],
-        )
+        hardware_id = self._limits.action_space if self._limits is not None else ""
+        status = report_to_status(report, f"{self.get_fully_qualified_name()}: safety", hardware_id)
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         return arr

@@ -39,6 +39,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.client import Client
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -165,7 +166,7 @@ class SimNodeConfig:
 
 
 def config_from_parameters(get: Callable[[str], Any]) -> SimNodeConfig:
-    return SimNodeConfig(**{name: get(name) for name in SimNodeConfig.__dataclass_fields__})  # type: ignore[arg-type]
+    return SimNodeConfig(**{name: get(name) for name in SimNodeConfig.__dataclass_fields__})
 
 
 class _Mailbox:
@@ -297,8 +298,10 @@ class SimNode(LifecycleNode):
         )
         if cfg.safety_node_name:
             base = "/" + cfg.safety_node_name.lstrip("/")
-            self._cli_change = self.create_client(ChangeState, f"{base}/change_state", callback_group=group)
-            self._cli_get = self.create_client(GetState, f"{base}/get_state", callback_group=group)
+            self._cli_change: Client = self.create_client(
+                ChangeState, f"{base}/change_state", callback_group=group
+            )
+            self._cli_get: Client = self.create_client(GetState, f"{base}/get_state", callback_group=group)
         if not cfg.lockstep:  # a person may switch the target by publishing a goal
             self.create_subscription(String, "goal", self._on_goal, RELIABLE, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
@@ -378,6 +381,8 @@ class SimNode(LifecycleNode):
         tick_ns = seconds_to_ns(sim.config.tick_s)
         self._start_ns = self._clock_ns + tick_ns
         ticks_per_frame = max(1, round(1.0 / (cfg.camera_rate_hz * sim.config.tick_s)))
+        gate = sim.gate
+        assert gate is not None  # reset() made it
         link = PlannerLink()
         k = 0
         wall0 = time.monotonic()
@@ -385,9 +390,7 @@ class SimNode(LifecycleNode):
         while not self._stop.is_set():
             self._clock_ns = self._start_ns + k * tick_ns
             fresh = self._tick_io(record)
-            record.add_tick(
-                sim.gate.setpoints(sim.joint_positions(), sim.time_s), sim.joint_positions(), fresh
-            )  # type: ignore[union-attr]
+            record.add_tick(gate.setpoints(sim.joint_positions(), sim.time_s), sim.joint_positions(), fresh)
             self._plan_io(link, camera_due(k, ticks_per_frame), record)
             if not cfg.lockstep:
                 self._take_published_goal(record)
@@ -443,16 +446,17 @@ class SimNode(LifecycleNode):
             time.sleep(cfg.state_settle_s)
         self._publish_clock(self._pub_clock)
         if cfg.lockstep:
-            ok = self._wait(
-                self._setpoints_complete,
-                resend=lambda: (self._publish_joints(), self._publish_clock(self._pub_clock)),
-            )
+            ok = self._wait(self._setpoints_complete, resend=self._republish_tick)
             if not ok:
                 record.lockstep_timeouts += 1
         fresh = self._apply_setpoints()
         if self._pub_planner_clock is not None:
             self._publish_clock(self._pub_planner_clock)
         return fresh
+
+    def _republish_tick(self) -> None:
+        self._publish_joints()
+        self._publish_clock(self._pub_clock)
 
     def _plan_io(self, link: PlannerLink, frame_due: bool, record: EpisodeRecord) -> None:
         """Camera frame and planner handshake of this tick (see cosmos_ros/sim/lockstep.py)."""

@@ -10,19 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 
+from cosmos_ros.diagnostics import DiagnosticsReport, Level
 from cosmos_ros.safety.intervals import IntervalHistogram
 from cosmos_ros.safety.supervisor import OutputState, SupervisorCounters
-
-
-class Level(IntEnum):
-    """Severity; values match ``diagnostic_msgs/DiagnosticStatus`` OK/WARN/ERROR."""
-
-    OK = 0
-    WARN = 1
-    ERROR = 2
-
 
 STATE_NAMES: Mapping[OutputState, str] = {
     OutputState.IDLE: "idle",
@@ -103,15 +94,6 @@ class SafetySnapshot:
     window: RateWindow
     window_intervals: IntervalHistogram
     total_intervals: IntervalHistogram
-
-
-@dataclass(frozen=True)
-class DiagnosticsReport:
-    """Level, one-line summary and the key/values (all strings, in a stable order)."""
-
-    level: Level
-    message: str
-    values: dict[str, str]
 
 
 def safety_diagnostics(s: SafetySnapshot) -> DiagnosticsReport:

@@ -32,6 +32,10 @@ class MeasuredState:
         self.rejected = 0  # messages that could not be used (no positions, wrong frame)
 
     @property
+    def frame_id(self) -> str:
+        return self._frame_id
+
+    @property
     def complete(self) -> bool:
         return not bool(np.isnan(self._values).any())
 
