@@ -5,7 +5,7 @@ rclpy has no component container, so this is the Python way to "compose": both l
 namespaces behave as with two processes). Inference runs on the planner's own worker thread and the safety
 node's control-rate timer on its own tick thread (see ``nodes/ticker.py``), so neither waits for the
 other's callbacks. A MultiThreadedExecutor is deliberately not used: the safety node's jitter benchmark
-measured it stalling the tick timer and costing 1.4-3.3x the CPU (``bench_jitter --compare-executors``).
+measured it stalling the tick timer and costing more CPU (``bench_jitter --compare-executors``; README).
 Use it when planner and safety run on the same computer and you want one process to supervise; run two
 processes when the safety node belongs on the controller computer (its watchdog then covers a lost link).
 

@@ -18,12 +18,10 @@ class Ticker:
     """The control-rate timer on its own hidden node, executor and thread.
 
     Why not a timer in a callback group of a ``MultiThreadedExecutor`` (the usual rclpy advice): rclpy's
-    MultiThreadedExecutor spends CPU and the GIL in its own dispatch loop. On this project's shared 2-core
-    machine (``bench_jitter --compare-executors``), that design used 1.4-3.3x the CPU of this one and, in
-    some runs, stalled the timer for 0.5-1.5 s (e.g. 500 Hz for 5 s:
-    746 of 2500 ticks, p99 112 ms), where a SingleThreadedExecutor kept p99 at 3-14 ms under the same load.
-    A dedicated SingleThreadedExecutor in its own thread keeps the timer path short *and* keeps plan checking
-    (milliseconds of numpy) off it, whatever executor spins the node itself.
+    MultiThreadedExecutor spends CPU and the GIL in its own dispatch loop, and ``bench_jitter
+    --compare-executors`` measured it stalling the timer and costing more CPU (numbers in the README's safety
+    node section). A dedicated SingleThreadedExecutor in its own thread keeps the timer path short *and* keeps
+    plan checking (milliseconds of numpy) off it, whatever executor spins the node itself.
 
     The timer runs on the owner's clock, so ``use_sim_time`` and ``/clock`` stepping (lockstep replay) drive
     the ticks exactly as a timer of the owner node would. The helper node has a hidden name (leading
@@ -73,8 +71,8 @@ class Ticker:
         """Stop ticking, keeping the helper node for ``resume()``; after it returns no tick runs.
 
         Why pause instead of a new Ticker per activation: creating and destroying the helper node, executor
-        and thread leaked about 90 KiB per activate/deactivate cycle (rclpy; measured in the issue 9 soak,
-        where the simulator re-activates the node every episode)."""
+        and thread leaks memory in rclpy on every activate/deactivate cycle (the issue 9 soak, where the
+        simulator re-activates the node every episode; numbers in the README and ``bench/soak*.txt``)."""
         self._timer.cancel()
         with self._busy:  # waits for a tick in progress
             pass
