@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cosmos_ros.camera_watch import Silence
-from cosmos_ros.diagnostics import DiagnosticsReport, Level
+from cosmos_ros.diagnostics import Level
 from cosmos_ros.frames import FrameStats
 from cosmos_ros.inference_worker import FRAMES_DROPPED
 from cosmos_ros.latency import LatencyStats
@@ -96,19 +96,3 @@ def test_errors_are_rejections_and_failures_not_successes() -> None:
         == 5
     )
     assert count_errors({"plans_published": 9, "plans_late": 3, FRAMES_DROPPED: 4}) == 0
-
-
-@pytest.mark.ros
-def test_report_to_status_maps_levels_to_message_bytes() -> None:
-    from diagnostic_msgs.msg import DiagnosticStatus
-
-    from cosmos_ros.nodes.conversions import report_to_status
-
-    for level, byte in (
-        (Level.OK, DiagnosticStatus.OK),
-        (Level.WARN, DiagnosticStatus.WARN),
-        (Level.ERROR, DiagnosticStatus.ERROR),
-    ):
-        st = report_to_status(DiagnosticsReport(level, "m", {"a": "1", "b": "x"}), "n: planner", "hw")
-        assert st.level == byte and (st.name, st.message, st.hardware_id) == ("n: planner", "m", "hw")
-        assert [(kv.key, kv.value) for kv in st.values] == [("a", "1"), ("b", "x")]
