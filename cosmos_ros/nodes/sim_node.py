@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -48,9 +48,11 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 
 from cosmos_ros.msg import PlannerState, SafetyStatus, SimEpisode
+from cosmos_ros.nodes.conversions import report_to_status
 from cosmos_ros.nodes.parameters import describe
 from cosmos_ros.nodes.spin import run_nodes
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
+from cosmos_ros.sim.diagnostics import sim_diagnostics
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
 from cosmos_ros.sim.scene import PandaSim
@@ -662,19 +664,10 @@ class SimNode(LifecycleNode):
         self._pub_episode.publish(msg)
 
     def _publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name=f"{self.get_name()}: simulation", hardware_id="pybullet")
-        values = {
-            "sim_time_s": f"{self._clock_ns * 1e-9:.3f}",
-            "episodes_done": self._episodes_done,
-            "successes": self._successes,
-            **{f"refused_{k}": v for k, v in sorted(self._refusals.items())},
-        }
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        st.level = DiagnosticStatus.WARN if self._refusals else DiagnosticStatus.OK
-        st.message = f"{sum(self._refusals.values())} setpoints refused" if self._refusals else "ok"
+        report = sim_diagnostics(self._clock_ns * 1e-9, self._episodes_done, self._successes, self._refusals)
         arr = DiagnosticArray()
         arr.header.stamp = self._stamp()
-        arr.status = [st]
+        arr.status = [report_to_status(report, f"{self.get_name()}: simulation", "pybullet")]
         self._pub_diag.publish(arr)
 
     def _log_throttled(self, key: str, text: str) -> None:

@@ -1,4 +1,5 @@
-"""The planner's diagnostics computation (cosmos_ros.planner_diagnostics), tested without ROS."""
+"""The planner's and the simulator's diagnostics computations, tested without ROS (the safety node's are in
+test_safety_node_core.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cosmos_ros.planner_diagnostics import (
     count_errors,
     planner_diagnostics,
 )
+from cosmos_ros.sim.diagnostics import sim_diagnostics
 
 
 def _snapshot(**overrides: object) -> PlannerSnapshot:
@@ -96,3 +98,14 @@ def test_errors_are_rejections_and_failures_not_successes() -> None:
         == 5
     )
     assert count_errors({"plans_published": 9, "plans_late": 3, FRAMES_DROPPED: 4}) == 0
+
+
+# --- simulator -------------------------------------------------------------------------------------------
+def test_sim_diagnostics_warn_on_refused_setpoints() -> None:
+    ok = sim_diagnostics(12.3456, 2, 1, {})
+    assert (ok.level, ok.message) == (Level.OK, "ok")
+    assert ok.values == {"sim_time_s": "12.346", "episodes_done": "2", "successes": "1"}
+    refused = sim_diagnostics(0.0, 0, 0, {"stale": 2, "out_of_range": 1})
+    assert (refused.level, refused.message) == (Level.WARN, "3 setpoints refused")
+    assert list(refused.values)[-2:] == ["refused_out_of_range", "refused_stale"]
+    assert refused.values["refused_stale"] == "2"
