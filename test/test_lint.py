@@ -1,4 +1,4 @@
-"""Linters as tests (the ros2/demos habit): ruff over everything, mypy over the pure-Python core."""
+"""Linters as tests (the ros2/demos habit): ruff over everything, mypy over the package (nodes included)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def test_ruff_format() -> None:
 
 @pytest.mark.slow
 def test_mypy_core() -> None:
-    """The core (everything but cosmos_ros/nodes, see pyproject.toml) type-checks."""
+    """The package type-checks, the rclpy node modules included (see pyproject.toml)."""
     r = _run([sys.executable, "-m", "mypy", "cosmos_ros"])
     assert r.returncode == 0, r.stdout + r.stderr

@@ -19,7 +19,7 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from cosmos_ros.launch_support import node_parameters, with_defaults
-from cosmos_ros.testing.node_replay import STATUS_TOPIC, replay_into_nodes
+from cosmos_ros.testing.node_replay import STATUS_TOPIC, NodeReplayConfig, replay_into_nodes
 from cosmos_ros.tools.make_demo_bag import make_demo_bag
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -56,20 +56,24 @@ def test_readme_pose_example_streams_on_the_demo_bag(
         params.pop("use_sim_time")  # the replay runs both nodes on the bag's clock
     bag = tmp_path / "demo_bag"
     make_demo_bag(bag)
-    recorded = replay_into_nodes(
-        bag,
-        planner,
-        safety,
-        ("/camera/image_raw", "/goal", "/ee_pose", "/joint_states"),
-        (f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus", "/diagnostics:diagnostic_msgs/msg/DiagnosticArray"),
+    config = NodeReplayConfig(
+        bag=bag,
+        planner_params=planner,
+        safety_params=safety,
+        topics=("/camera/image_raw", "/goal", "/ee_pose", "/joint_states"),
+        record_topics=(
+            f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus",
+            "/diagnostics:diagnostic_msgs/msg/DiagnosticArray",
+        ),
         out_dir=tmp_path,
         frame_interval_s=1.0,
         end_offset_s=2.5,
         tick_topic=None,
-        planner_params_files=[repo_root / "config" / "planner.yaml"],
-        safety_params_files=[repo_root / "config" / "safety.yaml"],
+        planner_params_files=(repo_root / "config" / "planner.yaml",),
+        safety_params_files=(repo_root / "config" / "safety.yaml",),
         domain_id=domain_id,
     )
+    recorded = replay_into_nodes(config)
     from diagnostic_msgs.msg import DiagnosticArray
 
     from cosmos_ros.msg import SafetyStatus

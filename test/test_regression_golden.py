@@ -35,6 +35,7 @@ from cosmos_ros.testing.golden import compare, read_golden
 from cosmos_ros.testing.node_replay import (
     DEFAULT_RECORD_TOPICS,
     DEFAULT_TOLERANCES,
+    NodeReplayConfig,
     compare_with_golden,
     load_for_golden,
     replay_into_nodes,
@@ -70,17 +71,18 @@ def _replay(bag: Path, model: Path, limits: Path, out: Path, domain_id: int) -> 
         "publish_diagnostics": False,
     }
     safety = {"limits_file": str(limits), "measured_state_topic": "joint_states"}
-    return replay_into_nodes(
-        bag,
-        planner,
-        safety,
-        PLAYED,
-        DEFAULT_RECORD_TOPICS,
+    config = NodeReplayConfig(
+        bag=bag,
+        planner_params=planner,
+        safety_params=safety,
+        topics=PLAYED,
+        record_topics=DEFAULT_RECORD_TOPICS,
         out_dir=out,
         frame_interval_s=1.0,
         end_offset_s=END_OFFSET_S,
         domain_id=domain_id,
     )
+    return replay_into_nodes(config)
 
 
 def test_demo_replay_matches_golden(

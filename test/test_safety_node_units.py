@@ -21,10 +21,10 @@ from trajectory_msgs.msg import JointTrajectory
 from cosmos_ros.nodes.output_adapters import ADAPTER_KINDS, AdapterSettings, make_adapters, shadow_topic
 from cosmos_ros.nodes.safety_node import (
     PARAMETERS,
-    IntervalHistogram,
     config_from_parameters,
     resolve_limits_path,
 )
+from cosmos_ros.safety.intervals import IntervalHistogram
 
 pytestmark = pytest.mark.ros
 
@@ -194,7 +194,7 @@ def test_interval_histogram_percentile_while_a_tick_records(monkeypatch: pytest.
     """Issue 9 soak: the tick thread records between the diagnostics thread's snapshot of the bins and its
     read of ``count``. The percentile must come from the snapshot alone (it reported 250.005 ms, past the
     last bin and above the window's max, for a window of 30 ticks of 10 ms)."""
-    import cosmos_ros.nodes.safety_node as sn
+    import cosmos_ros.safety.intervals as sn
 
     h = IntervalHistogram(bin_s=1e-5, max_s=0.25)
     for _ in range(30):

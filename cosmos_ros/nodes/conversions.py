@@ -10,9 +10,11 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose
 from trajectory_msgs.msg import JointTrajectoryPoint
 
+from cosmos_ros.diagnostics import DiagnosticsReport, Level
 from cosmos_ros.msg import ActionSequence
 from cosmos_ros.plan import Plan
 
@@ -135,4 +137,22 @@ def msg_to_plan(msg: ActionSequence) -> Plan:
         expected_latency_s=float(msg.expected_latency_s),
         latency_p95_s=float(msg.latency_p95_s),
         prefix_steps=int(msg.prefix_steps),
+    )
+
+
+_LEVELS = {
+    Level.OK: DiagnosticStatus.OK,
+    Level.WARN: DiagnosticStatus.WARN,
+    Level.ERROR: DiagnosticStatus.ERROR,
+}
+
+
+def report_to_status(report: DiagnosticsReport, name: str, hardware_id: str) -> DiagnosticStatus:
+    """A core diagnostics report as a ``diagnostic_msgs/DiagnosticStatus`` (levels are bytes there)."""
+    return DiagnosticStatus(
+        level=_LEVELS[report.level],
+        name=name,
+        message=report.message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in report.values.items()],
     )

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Float64, Float64MultiArray
@@ -42,6 +43,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 # Configuration lives where it can be read without ROS (the parameter schema, launch helpers, tests).
 from cosmos_ros.safety_node_config import ADAPTER_KINDS, AdapterSettings
+
+# One setpoint's positions in the adapter's axis order (the supervisor's arrays, or plain lists in tests).
+Values = Sequence[float] | np.ndarray
 
 POSE_AXES = ("x", "y", "z", "qx", "qy", "qz", "qw")
 
@@ -58,7 +62,7 @@ class OutputAdapter(Protocol):
         """The (relative) topic names this adapter publishes on, in creation order."""
         ...
 
-    def publish(self, values: Sequence[float], stamp: Time) -> None:
+    def publish(self, values: Values, stamp: Time) -> None:
         """Publish one setpoint. ``values`` is in the axis order given at construction."""
         ...
 
@@ -100,7 +104,7 @@ class Float64PerAxisAdapter(_Topics):
         self._pubs = [self._make(Float64, settings.per_axis_topic_pattern.format(axis=a)) for a in axis_names]
         self._msgs = [Float64() for _ in axis_names]
 
-    def publish(self, values: Sequence[float], stamp: Time) -> None:
+    def publish(self, values: Values, stamp: Time) -> None:
         for pub, msg, v in zip(self._pubs, self._msgs, values, strict=True):
             msg.data = float(v)
             pub.publish(msg)
@@ -119,7 +123,7 @@ class Float64MultiArrayAdapter(_Topics):
         self._pub = self._make(Float64MultiArray, settings.multi_array_topic)
         self._msg = Float64MultiArray()  # empty layout: forward_command_controller reads `data` only
 
-    def publish(self, values: Sequence[float], stamp: Time) -> None:
+    def publish(self, values: Values, stamp: Time) -> None:
         if len(values) != self._n:
             raise ValueError(f"expected {self._n} values, got {len(values)}")
         self._msg.data = [float(v) for v in values]
@@ -149,7 +153,7 @@ class PoseStampedAdapter(_Topics):
         self._grip_pub = self._make(Float64, settings.gripper_topic) if self._grip_idx is not None else None
         self._grip_msg = Float64()
 
-    def publish(self, values: Sequence[float], stamp: Time) -> None:
+    def publish(self, values: Values, stamp: Time) -> None:
         i = self._idx
         m = self._msg
         m.header.stamp = stamp
@@ -186,7 +190,7 @@ class JointTrajectoryAdapter(_Topics):
         self._point.time_from_start = Duration(sec=int(secs), nanosec=round((secs % 1.0) * 1e9))
         self._msg.points = [self._point]
 
-    def publish(self, values: Sequence[float], stamp: Time) -> None:
+    def publish(self, values: Values, stamp: Time) -> None:
         if len(values) != self._n:
             raise ValueError(f"expected {self._n} values, got {len(values)}")
         self._point.positions = [float(v) for v in values]

@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import (
@@ -43,7 +42,6 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -61,7 +59,6 @@ from cosmos_ros.camera_watch import CameraWatch, CameraWatchConfig, PublisherVie
 from cosmos_ros.frames import FrameBuffer, FrameBufferConfig, FrameSet, tile
 from cosmos_ros.images import ImageError, compressed_msg_to_rgb, image_msg_to_rgb, rgb_to_image_fields
 from cosmos_ros.inference_worker import (
-    FRAMES_DROPPED,
     Counters,
     InferenceWorker,
     LogThrottle,
@@ -77,9 +74,17 @@ from cosmos_ros.latency import (
     latency_warnings,
 )
 from cosmos_ros.msg import ActionSequence, PlannerState
-from cosmos_ros.nodes.conversions import plan_to_msg, sec_to_time, time_to_sec
+from cosmos_ros.nodes.conversions import plan_to_msg, report_to_status, sec_to_time, time_to_sec
 from cosmos_ros.nodes.parameters import declarations
-from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.nodes.spin import run_nodes
+from cosmos_ros.planner_diagnostics import (
+    MODEL_ERROR,
+    PUBLISH_ERROR,
+    SERVER_ERROR,
+    TILE_ERROR,
+    PlannerSnapshot,
+    planner_diagnostics,
+)
 from cosmos_ros.planner_node_config import PREFIX_BACKENDS, SCHEMA, PlannerConfig, config_from_parameters
 from cosmos_ros.policy_server.errors import ServerError
 from cosmos_ros.rtc import ExecutingChunk, build_prefix
@@ -101,11 +106,7 @@ GOAL_QOS = QoSProfile(
     history=QoSHistoryPolicy.KEEP_LAST,
 )
 REJECTED_SET_WITH_BAD_IMAGE = "rejected_set_with_bad_image"
-MODEL_ERROR = "model_error"
-PUBLISH_ERROR = "publish_error"
-TILE_ERROR = "tile_error"
 PLANS_PUBLISHED = "plans_published"
-SERVER_ERROR = "server_error"  # the policy server was lost, restarted or changed (backend "server")
 PLANS_LATE = "plans_late"  # published with every step already in the past (the safety node rejects them)
 
 
@@ -460,6 +461,11 @@ class PlannerNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Release what configure made (worker, entities, model) before the node goes."""
+        self._release()
+        super().destroy_node()
+
     def _release(self) -> None:
         """Stop the worker, destroy entities, drop the model. Idempotent."""
         self._active = False
@@ -782,65 +788,29 @@ class PlannerNode(LifecycleNode):
 
     def diagnostics_status(self) -> DiagnosticStatus:
         """The planner's status: counters, inference time, plan rate (also used by tests)."""
-        counts = self.counters.snapshot()
         now = time.monotonic()
-        st = DiagnosticStatus()
-        st.name = f"{self.get_name()}: planner"
-        st.hardware_id = self.config.model_path if self.config else ""
-        errors = sum(
-            v
-            for k, v in counts.items()
-            if k.startswith("rejected_") or k in (MODEL_ERROR, PUBLISH_ERROR, TILE_ERROR, SERVER_ERROR)
-        )
-        values: dict[str, Any] = {
-            "active": self._active,
-            "goal": self.worker.goal if self.worker else "",
-            "plan_rate_hz": f"{self.plan_window.rate_hz(now):.3f}",
-            "inference_time_last_s": f"{self.plan_window.last_duration_s():.4f}",
-            "inference_time_mean_s": f"{self.plan_window.mean_duration_s():.4f}",
-            **self._latency_values(),
-            "next_plan_id": self._next_plan_id,
-            "errors_total": errors,
-        }
-        if self.frames is not None:
-            fst = self.frames.stats()
-            values["frames_received"] = sum(fst.received.values())
-            values["frames_dropped_unsynced"] = fst.total_dropped
-        values["frame_sets_dropped"] = counts.pop(FRAMES_DROPPED, 0)
-        values.update(counts)
         remote = self._server_backend()
-        if remote is not None:  # handshakes (1 + reconnects), calls ok/failed, last error, connected
-            values.update({f"server_{k}": v for k, v in remote.stats().items()})
-        silent = self._camera_watch.silent() if self._camera_watch is not None and self._active else ()
-        values.update({f"camera_silent_s:{s.topic}": f"{s.silent_s:.1f}" for s in silent})
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        if silent:
-            names = ", ".join(s.topic for s in silent)
-            st.level, st.message = DiagnosticStatus.WARN, f"no camera frames on {names} (see the log)"
-        elif errors > self._last_diag_errors:
-            st.level, st.message = (
-                DiagnosticStatus.WARN,
-                f"{errors - self._last_diag_errors} new errors/rejections",
+        watch = self._camera_watch
+        result = planner_diagnostics(
+            PlannerSnapshot(
+                counts=self.counters.snapshot(),
+                active=self._active,
+                goal=self.worker.goal if self.worker else "",
+                plan_rate_hz=self.plan_window.rate_hz(now),
+                inference_last_s=self.plan_window.last_duration_s(),
+                inference_mean_s=self.plan_window.mean_duration_s(),
+                latency=self.latency.stats(),
+                warmup_latency_s=self.warmup_latency_s,
+                next_plan_id=self._next_plan_id,
+                frames=self.frames.stats() if self.frames is not None else None,
+                server=remote.stats() if remote is not None else None,
+                silent_cameras=watch.silent() if watch is not None and self._active else (),
+                last_errors=self._last_diag_errors,
             )
-        elif not self._active:
-            st.level, st.message = DiagnosticStatus.OK, "inactive"
-        else:
-            st.level, st.message = DiagnosticStatus.OK, "planning" if values["goal"] else "idle (no goal)"
-        self._last_diag_errors = errors
-        return st
-
-    def _latency_values(self) -> dict[str, str]:
-        """Latency accounting for /diagnostics (node clock, s)."""
-        st = self.latency.stats()
-        warm = self.warmup_latency_s
-        return {
-            "latency_samples": str(st.count),
-            "latency_last_s": f"{st.last_s:.4f}",
-            "latency_mean_s": f"{st.mean_s:.4f}",
-            "latency_p95_s": f"{st.p95_s:.4f}",
-            "latency_max_s": f"{st.max_s:.4f}",
-            "warmup_latency_s": "" if warm is None else f"{warm:.4f}",
-        }
+        )
+        self._last_diag_errors = result.errors
+        hardware_id = self.config.model_path if self.config else ""
+        return report_to_status(result.report, f"{self.get_name()}: planner", hardware_id)
 
     def _publish_diagnostics(self) -> None:
         if self._pub_diag is None:
@@ -903,37 +873,12 @@ def _listdir(path: str) -> list[str]:
 def main(args: list[str] | None = None, node_class: type[PlannerNode] | None = None) -> int:
     """Entry point (``ros2 run cosmos_ros planner_node``). Returns the process exit code.
 
-    Exit codes: 0 after a normal shutdown (Ctrl-C, ``ros2 lifecycle set ... shutdown`` or external), 1 when
-    ``autostart`` is on and configure/activate fails (the reason is logged at ERROR), 2 when the parameters
-    cannot even be declared (a value of the wrong type or out of range on the command line / params file).
+    Exit codes (:func:`~cosmos_ros.nodes.spin.run_nodes`): 0 after a normal shutdown (Ctrl-C, ``ros2
+    lifecycle set ... shutdown`` or external), 1 when ``autostart`` is on and configure/activate fails (the
+    reason is logged at ERROR), 2 when the parameters cannot even be declared (a value of the wrong type or
+    out of range on the command line / params file).
     """
-    rclpy.init(args=args)
-    node: PlannerNode | None = None
-    code = 0
-    try:
-        try:
-            node = (node_class or PlannerNode)()
-        except Exception as exc:  # rclpy's InvalidParameter*Exception for bad overrides
-            rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {type(exc).__name__}: {exc}")
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: configure failed (see above); exiting")
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: activate failed; exiting")
-                return 1
-        spin_until_finalized(executor, [node])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node._release()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_nodes(lambda: [(node_class or PlannerNode)()], name=NODE_NAME, args=args)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
     ParameterDescriptor,
@@ -50,7 +48,6 @@ from rcl_interfaces.msg import (
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import (
@@ -65,10 +62,23 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from cosmos_ros.msg import ActionSequence, SafetyStatus
-from cosmos_ros.nodes.conversions import msg_to_plan
+from cosmos_ros.nodes.conversions import msg_to_plan, report_to_status
 from cosmos_ros.nodes.output_adapters import OutputAdapter, make_adapters
 from cosmos_ros.nodes.parameters import declarations
-from cosmos_ros.nodes.spin import spin_until_finalized
+from cosmos_ros.nodes.spin import bring_up, run_nodes
+from cosmos_ros.nodes.ticker import Ticker
+from cosmos_ros.safety import (
+    Decision,
+    PlanDecision,
+    SafetyLimits,
+    SafetySupervisor,
+    SupervisorConfig,
+    SupervisorCounters,
+    load_limits,
+)
+from cosmos_ros.safety.diagnostics import NodeCounters, RateWindow, SafetySnapshot, safety_diagnostics
+from cosmos_ros.safety.intervals import IntervalHistogram
+from cosmos_ros.safety.measured import MeasuredState
 from cosmos_ros.safety_node_config import SCHEMA, config_from_parameters
 
 # --- QoS -------------------------------------------------------------------------------------------------
@@ -98,63 +108,6 @@ OUTPUT_STATE_NAMES = {
     SafetyStatus.OUTPUT_DECELERATING: "decelerating",
     SafetyStatus.OUTPUT_ESTOP: "estop",
 }
-
-
-class IntervalHistogram:
-    """Tick intervals in fixed-width bins, for jitter percentiles without per-tick allocation.
-
-    Why a histogram: the timer path must stay allocation-light, and percentiles over minutes of 500 Hz ticks
-    would otherwise need an ever-growing list. With 10 µs bins, p50/p99 are exact to 10 µs.
-
-    Args:
-        bin_s: bin width in seconds (> 0).
-        max_s: intervals at or above this land in the last bin (> bin_s).
-    """
-
-    def __init__(self, bin_s: float = 1e-5, max_s: float = 0.25) -> None:
-        if not bin_s > 0:
-            raise ValueError(f"bin_s must be > 0, got {bin_s}")
-        if not max_s > bin_s:
-            raise ValueError(f"max_s must be > bin_s ({bin_s}), got {max_s}")
-        self.bin_s = bin_s
-        # numpy, so percentile() and reset() are microseconds (they run in another thread, under the GIL).
-        self._bins = np.zeros(int(max_s / bin_s) + 1, dtype=np.int64)
-        self.count = 0
-        self.max_s = 0.0
-        self.sum_s = 0.0
-
-    def record(self, interval_s: float) -> None:
-        i = int(interval_s / self.bin_s)
-        if i >= len(self._bins):
-            i = len(self._bins) - 1
-        elif i < 0:
-            i = 0
-        self._bins[i] += 1
-        self.count += 1
-        self.sum_s += interval_s
-        if interval_s > self.max_s:
-            self.max_s = interval_s
-
-    def percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0..100) in seconds, at the bin centre; NaN when empty."""
-        if not 0 <= q <= 100:
-            raise ValueError(f"q must be in [0, 100], got {q}")
-        # Count from the same snapshot as the cumulative sums: the tick thread records while the diagnostics
-        # thread reads, and a `count` read after the snapshot could ask for a sample the snapshot does not
-        # hold (index past the last bin: a p99 above the window's max, seen in a soak with ~30-tick windows).
-        cum = np.cumsum(self._bins)
-        n = int(cum[-1])
-        if n == 0:
-            return math.nan
-        target = max(1, math.ceil(q / 100.0 * n))
-        i = int(np.searchsorted(cum, target))
-        return (i + 0.5) * self.bin_s
-
-    def reset(self) -> None:
-        self._bins[:] = 0
-        self.count = 0
-        self.max_s = 0.0
-        self.sum_s = 0.0
 
 
 SHIPPED_LIMITS_DIR = Path("config/limits")  # relative to the share directory: one YAML per action space
@@ -199,140 +152,6 @@ def _share_dir() -> str:
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = declarations(SCHEMA)
 
 
-class MeasuredState:
-    """Assembles the measured positions ``[D]`` (limits axis order) from JointState / PoseStamped messages.
-
-    Why by NAME: joint_state_broadcaster orders joints as the URDF/hardware does, and several publishers may
-    each carry a subset (arm driver + gripper driver); positions are matched to axes by joint name, other
-    joints are ignored, and the array is complete only once every axis has been seen.
-
-    Args:
-        axis_names: the action space's axes (``SafetyLimits.axis_names``).
-        frame_id: frame a measured PoseStamped must be in (the limits frame).
-    """
-
-    POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw")
-
-    def __init__(self, axis_names: tuple[str, ...], frame_id: str) -> None:
-        self._index = {n: i for i, n in enumerate(axis_names)}
-        self._values = np.full(len(axis_names), np.nan)
-        self._frame_id = frame_id
-        self.rejected = 0  # messages that could not be used (no positions, wrong frame)
-
-    @property
-    def complete(self) -> bool:
-        return not bool(np.isnan(self._values).any())
-
-    def missing(self) -> list[str]:
-        return [n for n, i in self._index.items() if np.isnan(self._values[i])]
-
-    def values(self) -> np.ndarray:
-        return self._values.copy()
-
-    def update_joint_state(self, names: list[str], positions: Any) -> bool:
-        """Take the positions of known joints; False (counted) if the message carries no usable positions."""
-        if len(positions) != len(names):
-            self.rejected += 1  # effort-only or malformed message: no positions to use
-            return False
-        used = False
-        for name, pos in zip(names, positions, strict=True):
-            i = self._index.get(name)
-            if i is not None:
-                self._values[i] = pos
-                used = True
-        return used
-
-    def update_pose(self, frame_id: str, xyz_xyzw: tuple[float, ...]) -> bool:
-        """Take a measured end-effector pose; False (counted) if it is in another frame than the limits."""
-        if frame_id != self._frame_id:
-            self.rejected += 1
-            return False
-        for name, v in zip(self.POSE_FIELDS, xyz_xyzw, strict=True):
-            i = self._index.get(name)
-            if i is not None:
-                self._values[i] = v
-        return True
-
-
-class Ticker:
-    """The control-rate timer on its own hidden node, executor and thread.
-
-    Why not a timer in a callback group of a ``MultiThreadedExecutor`` (the usual rclpy advice): rclpy's
-    MultiThreadedExecutor spends CPU and the GIL in its own dispatch loop. On this project's shared 2-core
-    machine (``bench_jitter --compare-executors``), that design used 1.4-3.3x the CPU of this one and, in
-    some runs, stalled the timer for 0.5-1.5 s (e.g. 500 Hz for 5 s:
-    746 of 2500 ticks, p99 112 ms), where a SingleThreadedExecutor kept p99 at 3-14 ms under the same load.
-    A dedicated SingleThreadedExecutor in its own thread keeps the timer path short *and* keeps plan checking
-    (milliseconds of numpy) off it, whatever executor spins the node itself.
-
-    The timer runs on the owner's clock, so ``use_sim_time`` and ``/clock`` stepping (lockstep replay) drive
-    the ticks exactly as a timer of the owner node would. The helper node has a hidden name (leading
-    underscore), no parameter services, no rosout, and ignores global ``--ros-args`` (so ``__node`` remaps of
-    the owner do not rename it too).
-
-    Args:
-        owner: node whose clock, context and namespace are used.
-        period_s: timer period in seconds.
-        callback: the tick.
-    """
-
-    def __init__(self, owner: Any, period_s: float, callback: Callable[[], None]) -> None:
-        self._node = rclpy.create_node(
-            f"_{owner.get_name()}_ticker",
-            namespace=owner.get_namespace(),
-            context=owner.context,
-            use_global_arguments=False,
-            start_parameter_services=False,
-            enable_rosout=False,
-        )
-        # Serialises a tick with pause(): once pause() returns no tick runs until resume().
-        self._busy = threading.Lock()
-        self._callback = callback
-        self._timer = self._node.create_timer(period_s, self._tick, clock=owner.get_clock())
-        self._executor = SingleThreadedExecutor(context=owner.context)
-        self._executor.add_node(self._node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="safety_ticker", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._node.context.ok():
-            try:
-                self._executor.spin_once(timeout_sec=0.1)
-            except Exception:  # context shut down under us (Ctrl-C): nothing left to tick
-                if self._stop.is_set() or not self._node.context.ok():
-                    return
-                raise
-
-    def _tick(self) -> None:
-        with self._busy:
-            if not self._timer.is_canceled():
-                self._callback()
-
-    def pause(self) -> None:
-        """Stop ticking, keeping the helper node for ``resume()``; after it returns no tick runs.
-
-        Why pause instead of a new Ticker per activation: creating and destroying the helper node, executor
-        and thread leaked about 90 KiB per activate/deactivate cycle (rclpy; measured in the issue 9 soak,
-        where the simulator re-activates the node every episode)."""
-        self._timer.cancel()
-        with self._busy:  # waits for a tick in progress
-            pass
-
-    def resume(self) -> None:
-        """Tick again, the first tick one period from now."""
-        self._timer.reset()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop ticking and free the helper node; after it returns no tick runs any more."""
-        self._stop.set()
-        self._timer.cancel()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=timeout_s)
-        self._executor.shutdown(timeout_sec=timeout_s)
-        self._node.destroy_node()
-
-
 class SafetyNode(LifecycleNode):
     """Lifecycle node streaming checked setpoints; see the module docstring.
 
@@ -361,8 +180,8 @@ class SafetyNode(LifecycleNode):
         self._configured = False
         self.finalized = False  # set by on_shutdown; main() then ends the process (nodes/spin.py)
         self._active = False
-        self._supervisor: Any = None
-        self._limits: Any = None
+        self._supervisor: SafetySupervisor | None = None
+        self._limits: SafetyLimits | None = None
         self._measured: MeasuredState | None = None
         self._adapters: list[OutputAdapter] = []
         self._made_lifecycle_pubs: list[Any] = []
@@ -416,9 +235,6 @@ class SafetyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        # The core (no rclpy); imported here so that a broken core fails configure with its reason.
-        from cosmos_ros.safety import SafetySupervisor, SupervisorConfig, load_limits
-
         def get(name: str) -> Any:
             try:
                 return self.get_parameter(name).value
@@ -512,7 +328,7 @@ class SafetyNode(LifecycleNode):
             return ret
         try:
             with self._core_lock:
-                self._supervisor.activate(self._now_s())
+                self._core.activate(self._now_s())
             self._last_tick_perf = None
             self._active = True
             if self._tick_thread:
@@ -538,7 +354,7 @@ class SafetyNode(LifecycleNode):
         self._pause_ticking()
         try:
             with self._core_lock:
-                self._supervisor.deactivate(self._now_s())
+                self._core.deactivate(self._now_s())
         except Exception as exc:  # deactivation must not fail; nothing streams any more
             self._count_error("deactivate", exc)
         self.get_logger().info("inactive: streaming stopped, the controllers hold their last setpoint")
@@ -604,9 +420,14 @@ class SafetyNode(LifecycleNode):
 
     def bring_up(self) -> bool:
         """configure + activate (the ``autostart`` path); False, with the reason logged, if either fails."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            return False
-        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        return bring_up(self)
+
+    @property
+    def _core(self) -> SafetySupervisor:
+        """The supervisor. Only callbacks made in configure use it, and each catches and counts errors."""
+        if self._supervisor is None:
+            raise RuntimeError("the safety node is not configured")
+        return self._supervisor
 
     # --- time and logging ----------------------------------------------------------------------------
     def _now_s(self) -> float:
@@ -641,8 +462,8 @@ class SafetyNode(LifecycleNode):
         try:
             stamp = self.get_clock().now()
             with self._core_lock:
-                setpoint = self._supervisor.tick(stamp.nanoseconds * 1e-9)
-                state = (int(self._supervisor.output_state), bool(self._supervisor.estop_latched))
+                setpoint = self._core.tick(stamp.nanoseconds * 1e-9)
+                state = (int(self._core.output_state), bool(self._core.estop_latched))
             if setpoint is not None and self._active:
                 msg_stamp = stamp.to_msg()
                 for adapter in self._adapters:
@@ -666,7 +487,7 @@ class SafetyNode(LifecycleNode):
             except ValueError as exc:
                 self._publish_node_rejection(msg, "shape", f"malformed plan message: {exc}")
                 return
-            sup = self._supervisor
+            sup = self._core
             with self._core_lock:
                 basis = sup.basis()
             # Checking and clamping (O(steps)) run outside the lock the tick takes, so a long plan never
@@ -684,9 +505,7 @@ class SafetyNode(LifecycleNode):
             except Exception as exc2:
                 self._count_error("status", exc2)
 
-    def _log_decision(self, d: Any) -> None:
-        from cosmos_ros.safety import Decision
-
+    def _log_decision(self, d: PlanDecision) -> None:
         if d.decision == Decision.REJECTED and self._throttled("rejected:" + ",".join(d.reasons)):
             self.get_logger().warning(f"plan {d.plan_id} rejected ({', '.join(d.reasons)}): {d.message}")
         elif d.decision == Decision.CLAMPED and self._throttled("clamped"):
@@ -697,7 +516,7 @@ class SafetyNode(LifecycleNode):
         if not self._measured.complete:
             return
         with self._core_lock:
-            ok = self._supervisor.set_measured(self._measured.values(), self._now_s())
+            ok = self._core.set_measured(self._measured.values(), self._now_s())
         if not ok:
             self._measured_rejected += 1
 
@@ -718,7 +537,7 @@ class SafetyNode(LifecycleNode):
             elif self._throttled("pose_frame"):
                 self.get_logger().warning(
                     f"measured pose in frame {msg.header.frame_id!r} ignored: the limits are in "
-                    f"{self._limits.frame_id!r}"
+                    f"{self._measured.frame_id!r}"
                 )
         except Exception as exc:
             self._count_error("measured_state", exc)
@@ -728,11 +547,11 @@ class SafetyNode(LifecycleNode):
             if not msg.data:
                 # False never clears a stop (only ~/reset_estop does); it allows a later reset.
                 with self._core_lock:
-                    self._supervisor.estop_input_released(self._now_s())
+                    self._core.estop_input_released(self._now_s())
                 return
             with self._core_lock:
-                was = self._supervisor.estop_latched
-                self._supervisor.estop(self._now_s())
+                was = self._core.estop_latched
+                self._core.estop(self._now_s())
             if not was:
                 self.get_logger().warning("E-STOP latched: new plans are rejected; clear with ~/reset_estop")
             self._publish_state_status()
@@ -760,7 +579,9 @@ class SafetyNode(LifecycleNode):
         return response
 
     # --- status and diagnostics ----------------------------------------------------------------------
-    def _fill_state(self, status: SafetyStatus, counters: Any, stamp: Any = None) -> SafetyStatus:
+    def _fill_state(
+        self, status: SafetyStatus, counters: SupervisorCounters | None, stamp: Any = None
+    ) -> SafetyStatus:
         status.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         status.header.frame_id = self._limits.frame_id if self._limits is not None else ""
         status.shadow_mode = self._shadow
@@ -776,7 +597,7 @@ class SafetyNode(LifecycleNode):
             status.plans_clamped = counters.plans_clamped
         return status
 
-    def _publish_decision(self, d: Any, counters: Any) -> None:
+    def _publish_decision(self, d: PlanDecision, counters: SupervisorCounters) -> None:
         status = SafetyStatus(
             plan_id=int(d.plan_id),
             decision=int(d.decision),
@@ -829,87 +650,44 @@ class SafetyNode(LifecycleNode):
 
     def _diagnostics(self) -> DiagnosticArray:
         t = time.perf_counter()
-        window = max(t - self._last_diag_perf, 1e-9)
+        window = RateWindow(
+            max(t - self._last_diag_perf, 1e-9),
+            self._window_ticks,
+            self._window_setpoints,
+            self._window_plans,
+        )
         self._last_diag_perf = t
-        sup = self._supervisor
+        sup = self._core
         with self._core_lock:
-            c = sup.counters
-            state = int(sup.output_state)
-            estop = bool(sup.estop_latched)
-            problem = sup.measured_problem
-        waiting = state not in OUTPUT_STATE_NAMES
-        name = "waiting_for_state" if waiting else OUTPUT_STATE_NAMES[state]
-        if estop:
-            level, summary = DiagnosticStatus.ERROR, "e-stop latched"
-        elif problem:
-            level, summary = (
-                DiagnosticStatus.ERROR,
-                f"measured state implausible, nothing streamed: {problem}",
+            counters, state = sup.counters, sup.output_state
+            estop, problem = bool(sup.estop_latched), sup.measured_problem
+        measured = self._measured
+        report = safety_diagnostics(
+            SafetySnapshot(
+                counters=counters,
+                output_state=state,
+                estop_latched=estop,
+                measured_problem=problem,
+                active=self._active,
+                shadow_mode=self._shadow,
+                control_rate_hz=1.0 / self._period_s,
+                missing_axes=tuple(measured.missing()) if measured is not None else (),
+                node=NodeCounters(
+                    errors=dict(self._errors),
+                    node_rejections=dict(self._node_rejections),
+                    measured_rejected=self._measured_rejected + (measured.rejected if measured else 0),
+                    setpoints_sent=self._setpoints_sent,
+                ),
+                window=window,
+                window_intervals=self._hist_window,
+                total_intervals=self._hist_total,
             )
-        elif self._errors:
-            level, summary = DiagnosticStatus.WARN, f"{sum(self._errors.values())} internal errors (held)"
-        elif waiting and self._active:
-            missing = self._measured.missing() if self._measured is not None else []
-            level, summary = DiagnosticStatus.WARN, f"no measured state yet for {missing}"
-        elif state in (SafetyStatus.OUTPUT_HOLDING, SafetyStatus.OUTPUT_DECELERATING):
-            level, summary = DiagnosticStatus.WARN, f"watchdog: {name}"
-        else:
-            level, summary = DiagnosticStatus.OK, name if self._active else "inactive"
-        hw, ht = self._hist_window, self._hist_total
-
-        def ms(x: float) -> str:
-            return f"{x * 1e3:.3f}"
-
-        values = {
-            "output_state": name,
-            "active": str(self._active),
-            "estop_latched": str(estop),
-            "shadow_mode": str(self._shadow),
-            "control_rate_hz": f"{1.0 / self._period_s:g}",
-            "tick_rate_hz": f"{self._window_ticks / window:.2f}",
-            "setpoint_rate_hz": f"{self._window_setpoints / window:.2f}",
-            "plan_rate_hz": f"{self._window_plans / window:.3f}",
-            "plans_received": str(c.plans_received + sum(self._node_rejections.values())),
-            "plans_accepted": str(c.plans_accepted),
-            "plans_clamped": str(c.plans_clamped),
-            "plans_rejected": str(c.plans_rejected + sum(self._node_rejections.values())),
-            "steps_skipped": str(c.steps_skipped),
-            "setpoints_sent": str(self._setpoints_sent),
-            "ticks_limited": str(c.ticks_limited),
-            "watchdog_activations": str(c.watchdog_activations),
-            "estops": str(c.estops),
-            "measured_rejected": str(
-                self._measured_rejected + (self._measured.rejected if self._measured else 0)
-            ),
-            "tick_interval_p50_ms": ms(hw.percentile(50)),
-            "tick_interval_p99_ms": ms(hw.percentile(99)),
-            "tick_interval_max_ms": ms(hw.max_s),
-            "tick_interval_total_count": str(ht.count),
-            "tick_interval_total_p50_ms": ms(ht.percentile(50)),
-            "tick_interval_total_p99_ms": ms(ht.percentile(99)),
-            "tick_interval_total_max_ms": ms(ht.max_s),
-            "internal_errors": str(sum(self._errors.values())),
-        }
-        rejections = Counter(dict(c.rejections_by_reason)) + self._node_rejections
-        for reason, n in sorted(rejections.items()):
-            values[f"rejected.{reason}"] = str(n)
-        for reason, n in sorted(c.limited_by_reason.items()):
-            values[f"limited_ticks.{reason}"] = str(n)
-        for reason, n in sorted(c.measured_rejected_by_reason.items()):
-            values[f"measured_rejected.{reason}"] = str(n)
-        values["estop_resets_refused"] = str(c.estop_resets_refused)
-        for where, n in sorted(self._errors.items()):
-            values[f"internal_error.{where}"] = str(n)
+        )
         # A fresh window histogram (one allocation per period, off the tick path's critical section).
         self._hist_window = IntervalHistogram()
         self._window_ticks = self._window_setpoints = self._window_plans = 0
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_fully_qualified_name()}: safety",
-            message=summary,
-            hardware_id=self._limits.action_space if self._limits is not None else "",
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
+        hardware_id = self._limits.action_space if self._limits is not None else ""
+        status = report_to_status(report, f"{self.get_fully_qualified_name()}: safety", hardware_id)
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         return arr
@@ -919,38 +697,15 @@ def main(args: list[str] | None = None) -> int:
     """Run the safety node; with ``autostart`` (default) configure and activate it right away.
 
     Returns:
-        0 after a clean shutdown; 1 if autostart could not configure/activate the node, 2 if the node could
-        not even be created (e.g. a parameter override out of its declared range). The reason is logged at
-        ERROR either way, so a launch file or a supervisor sees why.
+        The exit status of :func:`~cosmos_ros.nodes.spin.run_nodes` (0 normal end, 1 autostart failed,
+        2 the node could not be created).
     """
     # Process-wide, hence set in the entry point, not in the node: a thread that wants the GIL waits up to the
-    # switch interval (default 5 ms, 2.5 periods at 500 Hz) while plan checking computes. 0.5 ms lowered the
-    # 500 Hz p99 tick interval in bench_jitter at a negligible cost in switching.
+    # switch interval (default 5 ms, 2.5 periods at 500 Hz) while plan checking computes; a shorter interval
+    # keeps the tick thread on time (bench_jitter measures it).
     sys.setswitchinterval(0.0005)
-    rclpy.init(args=args)
-    node: SafetyNode | None = None
-    rc = 0
-    try:
-        try:
-            node = SafetyNode()
-        except Exception as exc:  # bad parameter overrides
-            rclpy.logging.get_logger("safety_node").error(f"cannot start: {type(exc).__name__}: {exc}")
-            return 2
-        # The ticks have their own executor thread (Ticker); everything else is light and serial.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter("autostart").value and not node.bring_up():
-            node.get_logger().error("autostart failed (reason above); exiting")
-            rc = 1
-        else:
-            spin_until_finalized(executor, [node])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
+    # The ticks have their own executor thread (Ticker); everything else is light and serial.
+    return run_nodes(lambda: [SafetyNode()], name="safety_node", args=args)
 
 
 if __name__ == "__main__":

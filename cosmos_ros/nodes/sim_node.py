@@ -32,14 +32,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.client import Client
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -47,8 +47,11 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 
 from cosmos_ros.msg import PlannerState, SafetyStatus, SimEpisode
+from cosmos_ros.nodes.conversions import report_to_status
 from cosmos_ros.nodes.parameters import declarations
+from cosmos_ros.nodes.spin import run_nodes
 from cosmos_ros.sim.config import JOINT_NAMES, load_sim_config
+from cosmos_ros.sim.diagnostics import sim_diagnostics
 from cosmos_ros.sim.lockstep import LinkState, LockstepError, PlannerLink, Report, camera_due, seconds_to_ns
 from cosmos_ros.sim.records import EpisodeRecord
 from cosmos_ros.sim.scene import PandaSim
@@ -150,6 +153,11 @@ class SimNode(LifecycleNode):
             self._thread.join(timeout=10.0)
             self._thread = None
 
+    def destroy_node(self) -> None:
+        """Stop the episode thread and close the simulation before the node goes."""
+        self._release()
+        super().destroy_node()
+
     def _release(self) -> None:
         self._stop_thread()
         if self.sim is not None:
@@ -189,8 +197,10 @@ class SimNode(LifecycleNode):
         )
         if cfg.safety_node_name:
             base = "/" + cfg.safety_node_name.lstrip("/")
-            self._cli_change = self.create_client(ChangeState, f"{base}/change_state", callback_group=group)
-            self._cli_get = self.create_client(GetState, f"{base}/get_state", callback_group=group)
+            self._cli_change: Client = self.create_client(
+                ChangeState, f"{base}/change_state", callback_group=group
+            )
+            self._cli_get: Client = self.create_client(GetState, f"{base}/get_state", callback_group=group)
         if not cfg.lockstep:  # a person may switch the target by publishing a goal
             self.create_subscription(String, "goal", self._on_goal, RELIABLE, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
@@ -270,6 +280,8 @@ class SimNode(LifecycleNode):
         tick_ns = seconds_to_ns(sim.config.tick_s)
         self._start_ns = self._clock_ns + tick_ns
         ticks_per_frame = max(1, round(1.0 / (cfg.camera_rate_hz * sim.config.tick_s)))
+        gate = sim.gate
+        assert gate is not None  # reset() made it
         link = PlannerLink()
         k = 0
         wall0 = time.monotonic()
@@ -277,9 +289,7 @@ class SimNode(LifecycleNode):
         while not self._stop.is_set():
             self._clock_ns = self._start_ns + k * tick_ns
             fresh = self._tick_io(record)
-            record.add_tick(
-                sim.gate.setpoints(sim.joint_positions(), sim.time_s), sim.joint_positions(), fresh
-            )  # type: ignore[union-attr]
+            record.add_tick(gate.setpoints(sim.joint_positions(), sim.time_s), sim.joint_positions(), fresh)
             self._plan_io(link, camera_due(k, ticks_per_frame), record)
             if not cfg.lockstep:
                 self._take_published_goal(record)
@@ -335,16 +345,17 @@ class SimNode(LifecycleNode):
             time.sleep(cfg.state_settle_s)
         self._publish_clock(self._pub_clock)
         if cfg.lockstep:
-            ok = self._wait(
-                self._setpoints_complete,
-                resend=lambda: (self._publish_joints(), self._publish_clock(self._pub_clock)),
-            )
+            ok = self._wait(self._setpoints_complete, resend=self._republish_tick)
             if not ok:
                 record.lockstep_timeouts += 1
         fresh = self._apply_setpoints()
         if self._pub_planner_clock is not None:
             self._publish_clock(self._pub_planner_clock)
         return fresh
+
+    def _republish_tick(self) -> None:
+        self._publish_joints()
+        self._publish_clock(self._pub_clock)
 
     def _plan_io(self, link: PlannerLink, frame_due: bool, record: EpisodeRecord) -> None:
         """Camera frame and planner handshake of this tick (see cosmos_ros/sim/lockstep.py)."""
@@ -550,19 +561,10 @@ class SimNode(LifecycleNode):
         self._pub_episode.publish(msg)
 
     def _publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name=f"{self.get_name()}: simulation", hardware_id="pybullet")
-        values = {
-            "sim_time_s": f"{self._clock_ns * 1e-9:.3f}",
-            "episodes_done": self._episodes_done,
-            "successes": self._successes,
-            **{f"refused_{k}": v for k, v in sorted(self._refusals.items())},
-        }
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        st.level = DiagnosticStatus.WARN if self._refusals else DiagnosticStatus.OK
-        st.message = f"{sum(self._refusals.values())} setpoints refused" if self._refusals else "ok"
+        report = sim_diagnostics(self._clock_ns * 1e-9, self._episodes_done, self._successes, self._refusals)
         arr = DiagnosticArray()
         arr.header.stamp = self._stamp()
-        arr.status = [st]
+        arr.status = [report_to_status(report, f"{self.get_name()}: simulation", "pybullet")]
         self._pub_diag.publish(arr)
 
     def _log_throttled(self, key: str, text: str) -> None:
@@ -585,31 +587,24 @@ def _ns_to_time(ns: int) -> Any:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point (``ros2 run cosmos_ros sim_node``). Exit codes: 0 normal, 1 configure/activate failed."""
-    rclpy.init(args=args)
-    node: SimNode | None = None
-    try:
-        node = SimNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                return 1
-        exit_when_done = bool(node.get_parameter("exit_when_done").value)
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-            if exit_when_done and node.done.is_set():
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node._release()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Entry point (``ros2 run cosmos_ros sim_node``); exit codes as :func:`~cosmos_ros.nodes.spin.run_nodes`.
+
+    With ``exit_when_done`` the process also ends (0) once the episodes are over.
+    """
+    nodes: list[SimNode] = []
+
+    def make() -> list[SimNode]:
+        nodes.append(SimNode())
+        return nodes
+
+    def done() -> bool:
+        node = nodes[0]
+        return bool(node.get_parameter("exit_when_done").value) and node.done.is_set()
+
+    # Two threads: the episode loop waits on services of other nodes while this node's callbacks must run.
+    return run_nodes(
+        make, name=NODE_NAME, args=args, make_executor=lambda: MultiThreadedExecutor(2), done=done
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from cosmos_ros.replay.schedule import (
     PlayedTopic,
     ReplayOptions,
     ScheduleCounts,
+    ScheduledMessage,
+    Timeline,
     build_schedule,
     plan_replay,
 )
@@ -397,244 +399,326 @@ def play(
     """
     options = options or ReplayOptions()
     config = config or PlayerConfig()
-    stop = stop or threading.Event()
-    lock = config.lockstep
     with Bag(bag_path) as bag:
         plan = plan_replay(bag.info, options, why_not_importable)  # UnknownTypeError etc. up front
-        played, timeline = plan.played, plan.timeline
-        classes = {p.out_topic: import_msg_class(p.msgtype) for p in played}
-        if lock is not None and (missing := sorted(set(lock.trigger_topics) - set(classes))):
-            raise ValueError(
-                f"lockstep trigger topic(s) {missing} are not among the played topics {sorted(classes)}"
-            )
-        clock_cls = time_cls = None
-        if config.publish_clock:
-            clock_cls = import_msg_class("rosgraph_msgs/msg/Clock")
-            time_cls = import_msg_class("builtin_interfaces/msg/Time")
+        classes = _import_played_classes(plan.played, config)
         own_context = context is None
         ctx = Context() if context is None else context
         if own_context:
             rclpy.init(args=[], context=ctx)  # never parse our CLI as ROS arguments (remaps!)
         report = PlayReport(expected=plan.expected, skipped=plan.skipped, warnings=plan.warnings)
         counts = ScheduleCounts()
-        recorder: BagRecorder | None = None
-        session = None
+        playback: _Playback | None = None
         try:
             session = _Session(ctx, config)
-            node = session.node
-            pubs = {p.out_topic: _make_publisher(node, classes[p.out_topic], p) for p in played}
-            clock_pub = None
-            if clock_cls is not None:
-                clock_pub = node.create_publisher(
-                    clock_cls, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-                )
-            # Every subscribed topic gets ONE subscription that records (if asked) and then counts
-            # acknowledgements: counting only after writing means the playback thread, woken by the count,
-            # can never move the clock before the message that woke it has been stamped with the old time.
-            record_specs = config.record_topics if config.record_path is not None else ()
-            ack_specs = () if lock is None else (lock.ack_topic,)
-            tick_specs = () if lock is None or lock.tick_topic is None else (lock.tick_topic,)
-            types = _resolve_record_types(
-                session, (*record_specs, *ack_specs, *tick_specs), played, config.discovery_timeout_s
-            )
-            for msgtype in types.values():
-                import_msg_class(msgtype)  # fail before creating the output bag
-            recorded = {parse_record_topic(spec)[0] for spec in record_specs}
-            ack_topic = parse_record_topic(lock.ack_topic)[0] if lock is not None else None
-            tick_topic = parse_record_topic(lock.tick_topic)[0] if lock and lock.tick_topic else None
-            acks, ticks = _Arrivals(), _Arrivals()
-            if recorded:
-                recorder = BagRecorder(config.record_path, {t: types[t] for t in types if t in recorded})  # type: ignore[arg-type]
-                report.record_path = recorder.path
-            last_sim = [timeline.begin_ns]
-
-            def make_cb(topic: str) -> Any:
-                cls = import_msg_class(types[topic])
-                ack_filter = lock.ack_filter if lock is not None else None
-
-                def cb(data: bytes) -> None:
-                    if recorder is not None and topic in recorded:
-                        t_ns = last_sim[0] if config.publish_clock else time.time_ns()
-                        recorder.write(topic, t_ns, data)
-                    if topic == ack_topic and (
-                        ack_filter is None or ack_filter(deserialize_message(data, cls))
-                    ):
-                        acks.bump()
-                    if topic == tick_topic:
-                        ticks.bump()
-
-                return cb
-
-            for topic, msgtype in types.items():
-                node.create_subscription(
-                    import_msg_class(msgtype), topic, make_cb(topic), _record_qos(session, topic), raw=True
-                )
-            if config.wait_for_subscribers_s > 0:
-                deadline = time.monotonic() + config.wait_for_subscribers_s
-                while time.monotonic() < deadline and any(
-                    p.get_subscription_count() == 0 for p in pubs.values()
-                ):
-                    time.sleep(0.02)
-            report.unmatched = tuple(t for t, p in pubs.items() if p.get_subscription_count() == 0)
-
-            last_clock = [timeline.begin_ns - 1]
-
-            def publish_clock(sim_ns: int) -> None:
-                # The clock never runs backwards, and a value is published once: a node timer on sim time
-                # must see each bag time once (lockstep counts one tick per /clock step).
-                if clock_pub is None or sim_ns <= last_clock[0]:
-                    return
-                last_clock[0] = sim_ns
-                last_sim[0] = sim_ns
-                stamp = time_cls(sec=sim_ns // 1_000_000_000, nanosec=sim_ns % 1_000_000_000)  # type: ignore[misc]
-                clock_pub.publish(clock_cls(clock=stamp))  # type: ignore[misc]
-
-            def pause_for_ack(seen: int) -> bool:
-                """Wait (clock frozen) for an acknowledgement after a trigger message; True if it came."""
-                assert lock is not None
-                report.lockstep_pauses += 1
-                w0 = time.monotonic()
-                ok = False
-                while not ok and not stop.is_set() and ctx.ok() and time.monotonic() - w0 < lock.timeout_s:
-                    ok = acks.wait_beyond(seen, min(0.1, lock.timeout_s))
-                report.lockstep_wait_s += time.monotonic() - w0
-                if not ok and not stop.is_set():
-                    report.lockstep_timeouts += 1
-                return ok
-
-            report.published = dict.fromkeys(pubs, 0)
-            schedule = build_schedule(
-                lambda: bag.messages([p.bag_topic for p in played]), bag.info, options, counts, plan
-            )
-            t0 = time.monotonic()
-            limit = math.inf if config.duration_s is None else t0 + config.duration_s
-            if lock is not None and lock.clock_step_s is not None:
-                _play_stepped(schedule, lock, config, timeline, pubs, publish_clock, pause_for_ack,
-                              acks, ticks, stop, limit, ctx, report)  # fmt: skip
-                report.wall_time_s = time.monotonic() - t0
-            else:
-                publish_clock(timeline.begin_ns)
-                period = 1.0 / config.clock_rate_hz
-                next_tick = t0 + period
-                for item in schedule:
-                    target = t0 + item.play_time_s
-                    while True:
-                        now = time.monotonic()
-                        if stop.is_set() or now >= limit or not ctx.ok():
-                            report.stopped_early = True
-                            break
-                        if clock_pub is not None and now >= next_tick:
-                            # Never past the next message: when playback runs late (a loaded CPU), a tick
-                            # would otherwise show a time the message is then published "before".
-                            publish_clock(min(timeline.sim_time_ns(now - t0), item.sim_time_ns))
-                            next_tick += period * max(1, math.floor((now - next_tick) / period) + 1)
-                        if now >= target:
-                            break
-                        wake = min(target, limit, next_tick if clock_pub is not None else now + 0.05)
-                        time.sleep(max(0.0, wake - now))
-                    if report.stopped_early:
-                        break
-                    report.max_lateness_s = max(report.max_lateness_s, time.monotonic() - target)
-                    publish_clock(item.sim_time_ns)
-                    seen = acks.count
-                    pubs[item.topic].publish(item.data)
-                    report.published[item.topic] += 1
-                    report.first_pass += item.loop_index == 0
-                    if lock is not None and item.topic in lock.trigger_topics:
-                        w0 = time.monotonic()
-                        pause_for_ack(seen)
-                        # Resume the bag clock where it stopped: shift the wall origin by the pause.
-                        waited = time.monotonic() - w0
-                        t0 += waited
-                        next_tick += waited
-                        limit += waited
-                report.wall_time_s = time.monotonic() - t0
-                if recorder is not None:
-                    linger_end = time.monotonic() + config.record_linger_s
-                    while time.monotonic() < linger_end and not stop.is_set():
-                        if clock_pub is not None:
-                            publish_clock(timeline.sim_time_ns(time.monotonic() - t0))
-                        time.sleep(min(period, 0.05))
+            playback = _Playback(session, config, plan.timeline, stop or threading.Event(), report)
+            playback.connect(plan.played, classes)
+            topics = [p.bag_topic for p in plan.played]
+            playback.run(build_schedule(lambda: bag.messages(topics), bag.info, options, counts, plan))
         finally:
             report.left_out = counts.left_out
-            if session is not None:
-                session.close()
-            if recorder is not None:
-                recorder.close()
-                report.recorded = dict(recorder.counts)
+            if playback is not None:
+                playback.close()
             if own_context:
                 ctx.try_shutdown()
     return report
 
 
-def _play_stepped(
-    schedule: Any,
-    lock: Lockstep,
-    config: PlayerConfig,
-    timeline: Any,
-    pubs: dict[str, Any],
-    publish_clock: Callable[[int], None],
-    pause_for_ack: Callable[[int], bool],
-    acks: _Arrivals,
-    ticks: _Arrivals,
-    stop: threading.Event,
-    limit: float,
-    ctx: Context,
-    report: PlayReport,
-) -> None:
+def _import_played_classes(played: tuple[PlayedTopic, ...], config: PlayerConfig) -> dict[str, Any]:
+    """Message classes by output topic (and the /clock types), imported before anything is created."""
+    classes = {p.out_topic: import_msg_class(p.msgtype) for p in played}
+    lock = config.lockstep
+    if lock is not None and (missing := sorted(set(lock.trigger_topics) - set(classes))):
+        raise ValueError(
+            f"lockstep trigger topic(s) {missing} are not among the played topics {sorted(classes)}"
+        )
+    if config.publish_clock:
+        for msgtype in _CLOCK_TYPES:
+            import_msg_class(msgtype)
+    return classes
+
+
+_CLOCK_TYPES = ("rosgraph_msgs/msg/Clock", "builtin_interfaces/msg/Time")
+
+
+class _Clock:
+    """``/clock`` publisher: never runs backwards, and publishes each value once.
+
+    Once because a node timer on sim time must see each bag time once (lockstep counts one tick per step).
+    """
+
+    def __init__(self, node: Any, begin_ns: int) -> None:
+        self._clock_cls, self._time_cls = (import_msg_class(t) for t in _CLOCK_TYPES)
+        self._pub = node.create_publisher(
+            self._clock_cls, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        self._last_ns = begin_ns - 1
+        self.now_ns = begin_ns  # last value published (the bag start before the first)
+
+    def publish(self, sim_ns: int) -> None:
+        if sim_ns <= self._last_ns:
+            return
+        self._last_ns = self.now_ns = sim_ns
+        stamp = self._time_cls(sec=sim_ns // 1_000_000_000, nanosec=sim_ns % 1_000_000_000)
+        self._pub.publish(self._clock_cls(clock=stamp))
+
+
+@dataclass
+class _Pacing:
+    """Wall-clock origin of a paced (not stepped) playback; shifted by each lockstep pause."""
+
+    t0: float
+    limit: float
+    period: float
+    next_tick: float
+
+    def shift(self, waited_s: float) -> None:
+        # Resume the bag clock where it stopped: move the wall origin by the pause.
+        self.t0 += waited_s
+        self.next_tick += waited_s
+        self.limit += waited_s
+
+
+class _Playback:
+    """One playback: publishers, subscriptions, recorder and the timing loops; fills in ``report``.
+
+    Threads: the caller's thread runs :meth:`run`; the session's executor thread runs the subscription
+    callbacks made by :meth:`_callback`.
+    """
+
+    def __init__(
+        self,
+        session: _Session,
+        config: PlayerConfig,
+        timeline: Timeline,
+        stop: threading.Event,
+        report: PlayReport,
+    ) -> None:
+        self.session = session
+        self.config = config
+        self.lock = config.lockstep
+        self.timeline = timeline
+        self.stop = stop
+        self.report = report
+        self.pubs: dict[str, Any] = {}
+        self.clock: _Clock | None = None
+        self.recorder: BagRecorder | None = None
+        self.acks, self.ticks = _Arrivals(), _Arrivals()
+        # Stepped playback: wait for tick answers (on while the node answers).
+        self.ticks_armed = self.lock is not None and self.lock.tick_topic is not None
+
+    # ------------------------------------------------------------------------------------- set-up
+    def connect(self, played: tuple[PlayedTopic, ...], classes: dict[str, Any]) -> None:
+        """Create publishers, ``/clock``, the recorder and subscriptions; wait for subscribers if asked."""
+        node = self.session.node
+        self.pubs = {p.out_topic: _make_publisher(node, classes[p.out_topic], p) for p in played}
+        if self.config.publish_clock:
+            self.clock = _Clock(node, self.timeline.begin_ns)
+        self._subscribe(played)
+        self._wait_for_subscribers()
+        self.report.published = dict.fromkeys(self.pubs, 0)
+
+    def _subscribe(self, played: tuple[PlayedTopic, ...]) -> None:
+        # Every subscribed topic gets ONE subscription that records (if asked) and then counts
+        # acknowledgements: counting only after writing means the playback thread, woken by the count,
+        # can never move the clock before the message that woke it has been stamped with the old time.
+        config, lock = self.config, self.lock
+        record_specs = config.record_topics if config.record_path is not None else ()
+        ack_specs = () if lock is None else (lock.ack_topic,)
+        tick_specs = () if lock is None or lock.tick_topic is None else (lock.tick_topic,)
+        types = _resolve_record_types(
+            self.session, (*record_specs, *ack_specs, *tick_specs), played, config.discovery_timeout_s
+        )
+        for msgtype in types.values():
+            import_msg_class(msgtype)  # fail before creating the output bag
+        recorded = {parse_record_topic(spec)[0] for spec in record_specs}
+        if recorded:
+            assert config.record_path is not None  # PlayerConfig checks it
+            self.recorder = BagRecorder(config.record_path, {t: types[t] for t in types if t in recorded})
+            self.report.record_path = self.recorder.path
+        for topic, msgtype in types.items():
+            cls = import_msg_class(msgtype)
+            self.session.node.create_subscription(
+                cls,
+                topic,
+                self._callback(topic, cls, topic in recorded),
+                _record_qos(self.session, topic),
+                raw=True,
+            )
+
+    def _callback(self, topic: str, cls: Any, record: bool) -> Callable[[bytes], None]:
+        lock = self.lock
+        ack = lock is not None and topic == parse_record_topic(lock.ack_topic)[0]
+        tick = (
+            lock is not None
+            and lock.tick_topic is not None
+            and topic == parse_record_topic(lock.tick_topic)[0]
+        )
+        ack_filter = lock.ack_filter if lock is not None else None
+
+        def on_message(data: bytes) -> None:
+            if record and self.recorder is not None:
+                t_ns = self.clock.now_ns if self.clock is not None else time.time_ns()
+                self.recorder.write(topic, t_ns, data)
+            if ack and (ack_filter is None or ack_filter(deserialize_message(data, cls))):
+                self.acks.bump()
+            if tick:
+                self.ticks.bump()
+
+        return on_message
+
+    def _wait_for_subscribers(self) -> None:
+        if self.config.wait_for_subscribers_s > 0:
+            deadline = time.monotonic() + self.config.wait_for_subscribers_s
+            while time.monotonic() < deadline and any(
+                p.get_subscription_count() == 0 for p in self.pubs.values()
+            ):
+                time.sleep(0.02)
+        self.report.unmatched = tuple(t for t, p in self.pubs.items() if p.get_subscription_count() == 0)
+
+    def close(self) -> None:
+        self.session.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.report.recorded = dict(self.recorder.counts)
+
+    # ------------------------------------------------------------------------------------ shared
+    def stopped(self) -> bool:
+        return self.stop.is_set() or not self.session.context.ok()
+
+    def publish_clock(self, sim_ns: int) -> None:
+        if self.clock is not None:
+            self.clock.publish(sim_ns)
+
+    def publish(self, item: ScheduledMessage) -> int:
+        """Set the clock to the message's time and publish it; returns the ack count from before."""
+        self.publish_clock(item.sim_time_ns)
+        seen = self.acks.count
+        self.pubs[item.topic].publish(item.data)
+        self.report.published[item.topic] += 1
+        self.report.first_pass += item.loop_index == 0
+        return seen
+
+    def pause_for_ack(self, seen: int) -> bool:
+        """Wait (clock frozen) for an acknowledgement after a trigger message; True if it came."""
+        lock, report = self.lock, self.report
+        assert lock is not None
+        report.lockstep_pauses += 1
+        w0 = time.monotonic()
+        ok = False
+        while not ok and not self.stopped() and time.monotonic() - w0 < lock.timeout_s:
+            ok = self.acks.wait_beyond(seen, min(0.1, lock.timeout_s))
+        report.lockstep_wait_s += time.monotonic() - w0
+        if not ok and not self.stop.is_set():
+            report.lockstep_timeouts += 1
+        return ok
+
+    def run(self, schedule: Iterable[ScheduledMessage]) -> None:
+        """Play ``schedule`` to its end, ``duration_s`` or ``stop``; then linger for the outputs."""
+        t0 = time.monotonic()
+        limit = math.inf if self.config.duration_s is None else t0 + self.config.duration_s
+        if self.lock is not None and self.lock.clock_step_s is not None:
+            _Stepped(self, self.lock, limit).play(schedule)
+            self.report.wall_time_s = time.monotonic() - t0
+        else:
+            period = 1.0 / self.config.clock_rate_hz
+            self._play_paced(schedule, _Pacing(t0, limit, period, t0 + period))
+
+    # ------------------------------------------------------------------------------------ paced
+    def _play_paced(self, schedule: Iterable[ScheduledMessage], pace: _Pacing) -> None:
+        """Publish each message at its play time (wall clock); ``/clock`` at ``clock_rate_hz`` between."""
+        self.publish_clock(self.timeline.begin_ns)
+        for item in schedule:
+            target = pace.t0 + item.play_time_s
+            if not self._wait_until(target, item, pace):
+                self.report.stopped_early = True
+                break
+            self.report.max_lateness_s = max(self.report.max_lateness_s, time.monotonic() - target)
+            seen = self.publish(item)
+            if self.lock is not None and item.topic in self.lock.trigger_topics:
+                w0 = time.monotonic()
+                self.pause_for_ack(seen)
+                pace.shift(time.monotonic() - w0)
+        self.report.wall_time_s = time.monotonic() - pace.t0
+        if self.recorder is not None:
+            self._linger_paced(pace)
+
+    def _wait_until(self, target: float, item: ScheduledMessage, pace: _Pacing) -> bool:
+        """Sleep until ``target`` (wall), ticking ``/clock``; False if halted first."""
+        while True:
+            now = time.monotonic()
+            if self.stopped() or now >= pace.limit:
+                return False
+            if self.clock is not None and now >= pace.next_tick:
+                # Never past the next message: when playback runs late (a loaded CPU), a tick would
+                # otherwise show a time the message is then published "before".
+                self.clock.publish(min(self.timeline.sim_time_ns(now - pace.t0), item.sim_time_ns))
+                pace.next_tick += pace.period * max(1, math.floor((now - pace.next_tick) / pace.period) + 1)
+            if now >= target:
+                return True
+            wake = min(target, pace.limit, pace.next_tick if self.clock is not None else now + 0.05)
+            time.sleep(max(0.0, wake - now))
+
+    def _linger_paced(self, pace: _Pacing) -> None:
+        linger_end = time.monotonic() + self.config.record_linger_s
+        while time.monotonic() < linger_end and not self.stop.is_set():
+            if self.clock is not None:
+                self.clock.publish(self.timeline.sim_time_ns(time.monotonic() - pace.t0))
+            time.sleep(min(pace.period, 0.05))
+
+
+class _Stepped:
     """The lockstep loop with a /clock grid (``Lockstep.clock_step_s``): bag time advances step by step.
 
     Grid points are multiples of the step since the epoch (not since the bag's start), so a node timer whose
     period is the step fires on every point whatever the bag's start time. Messages are published at their
     own bag time between grid points (the clock is set to it first: the node sees the receive time).
     """
-    assert lock.clock_step_s is not None
-    step_ns = round(lock.clock_step_s * 1e9)
-    wall_step = lock.clock_step_s / timeline.rate
-    next_grid = (timeline.begin_ns // step_ns + 1) * step_ns
-    armed = [lock.tick_topic is not None]  # wait for tick answers (on while the node answers)
 
-    def halted() -> bool:
-        return stop.is_set() or time.monotonic() >= limit or not ctx.ok()
+    def __init__(self, playback: _Playback, lock: Lockstep, limit: float) -> None:
+        assert lock.clock_step_s is not None
+        self.pb, self.lock, self.limit = playback, lock, limit
+        self.step_ns = round(lock.clock_step_s * 1e9)
+        self.wall_step_s = lock.clock_step_s / playback.timeline.rate
+        self.next_grid_ns = (playback.timeline.begin_ns // self.step_ns + 1) * self.step_ns
 
-    def step_to(t_ns: int) -> None:
-        seen = ticks.count
-        publish_clock(t_ns)
-        report.clock_steps += 1
-        if armed[0]:
-            if not ticks.wait_beyond(seen, lock.tick_timeout_s):
-                armed[0] = False
-                report.tick_timeouts += 1
-        else:
-            time.sleep(wall_step)
-            if lock.tick_topic is not None and ticks.count > seen:
-                armed[0] = True  # the node answers again
+    def play(self, schedule: Iterable[ScheduledMessage]) -> None:
+        pb, lock = self.pb, self.lock
+        self._step_to(pb.timeline.begin_ns)  # the first /clock a node sees makes its timers fire: a step too
+        last_ns = pb.timeline.begin_ns
+        for item in schedule:
+            if not self._advance(item.sim_time_ns):
+                return
+            seen = pb.publish(item)
+            last_ns = item.sim_time_ns
+            if item.topic in lock.trigger_topics:
+                if pb.pause_for_ack(seen) and lock.tick_topic is not None:
+                    pb.ticks_armed = True  # a new plan: the node streams again
+            elif lock.settle_s > 0:
+                time.sleep(lock.settle_s)
+        # Linger in bag time: the plans' remaining steps stream out on the same grid.
+        self._advance(last_ns + round(pb.config.record_linger_s * 1e9))
 
-    def advance(until_ns: int) -> bool:
-        nonlocal next_grid
-        while next_grid <= until_ns:
-            if halted():
-                report.stopped_early = True
+    def _advance(self, until_ns: int) -> bool:
+        """Step the grid up to ``until_ns``; False if halted first."""
+        while self.next_grid_ns <= until_ns:
+            if self.pb.stopped() or time.monotonic() >= self.limit:
+                self.pb.report.stopped_early = True
                 return False
-            step_to(next_grid)
-            next_grid += step_ns
+            self._step_to(self.next_grid_ns)
+            self.next_grid_ns += self.step_ns
         return True
 
-    step_to(timeline.begin_ns)  # the first /clock a node sees makes its timers fire: a step like the others
-    last_ns = timeline.begin_ns
-    for item in schedule:
-        if not advance(item.sim_time_ns):
-            return
-        publish_clock(item.sim_time_ns)
-        seen = acks.count
-        pubs[item.topic].publish(item.data)
-        report.published[item.topic] += 1
-        report.first_pass += item.loop_index == 0
-        last_ns = item.sim_time_ns
-        if item.topic in lock.trigger_topics:
-            if pause_for_ack(seen) and lock.tick_topic is not None:
-                armed[0] = True  # a new plan: the node streams again
-        elif lock.settle_s > 0:
-            time.sleep(lock.settle_s)
-    # Linger in bag time: the plans' remaining steps stream out on the same grid.
-    advance(last_ns + round(config.record_linger_s * 1e9))
+    def _step_to(self, t_ns: int) -> None:
+        pb = self.pb
+        seen = pb.ticks.count
+        pb.publish_clock(t_ns)
+        pb.report.clock_steps += 1
+        if pb.ticks_armed:
+            if not pb.ticks.wait_beyond(seen, self.lock.tick_timeout_s):
+                pb.ticks_armed = False
+                pb.report.tick_timeouts += 1
+        else:
+            time.sleep(self.wall_step_s)
+            if self.lock.tick_topic is not None and pb.ticks.count > seen:
+                pb.ticks_armed = True  # the node answers again

@@ -759,6 +759,10 @@ class SafetySupervisor:
     def tick(self, now: float) -> Setpoint | None:
         """Compute the setpoint for this control tick (call once per control period).
 
+        Four steps: choose what drives the output (plan target, watchdog or e-stop), move the linear axes
+        (brake, or track the target through the max-step window, the bounds and the rate limiter), move the
+        orientation (pose spaces), and emit.
+
         Returns:
             The setpoint, or None when inactive (``IDLE``) or, at soft start, while no measured state has
             arrived (``WAITING_FOR_STATE``). ``output_state`` says which.
@@ -769,94 +773,17 @@ class SafetySupervisor:
             self._state = OutputState.IDLE
             return None
         if self._command is None:
-            if self._measured is None:
-                self._state = OutputState.WAITING_FOR_STATE
-                return None
-            # Soft start: the first setpoint is exactly the measured state, at rest.
-            self._command = MotionState.at_rest(self._measured)
-            self._state = OutputState.ESTOP if self._estop else OutputState.HOLDING
-            if not self._estop and self._scheduler.covers(now):
-                self._state = OutputState.STREAMING
-            return self._emit(now, np.zeros(len(self.axis_names)), 0, (), ())
-
+            return self._soft_start(now)
         prev = self._command
-        plan_id = None if self._estop else self._scheduler.target(now, self._tp, self._tv)
-        if plan_id is not None:
-            mode = "track"
-            self._state = OutputState.STREAMING
-            self._hold_target = None
-        elif self._estop:
-            # Latched: only brake (issue 9, defect 4). Whatever estop_mode says, nothing is tracked, neither
-            # a target nor the measured state; at rest the command is frozen bit for bit.
-            mode = "brake"
-            self._state = OutputState.ESTOP
-        else:
-            wd_mode = self.config.watchdog_mode
-            if self._state == OutputState.STREAMING:
-                self._c["watchdog_activations"] += 1
-            if wd_mode == "hold":
-                if self._hold_target is None:
-                    self._hold_target = prev.position.copy()
-                self._tp[:] = self._hold_target
-                self._tv[:] = 0.0
-                mode = "track"
-                self._state = OutputState.HOLDING
-            else:
-                mode = "brake"
-                self._state = OutputState.HOLDING if prev.is_at_rest() else OutputState.DECELERATING
-
+        mode, plan_id = self._choose_mode(now, prev)
         reasons: list[str] = []
         limited = np.zeros(len(self.axis_names), dtype=bool)
         if mode == "brake":
             new = brake_step(prev, self.dt, self.rate_limits)
         else:
-            rl = self.rate_limits
-            lo_tick = hi_tick = None
-            if self._measured is not None:
-                lo = self._measured - rl.max_step_from_measured
-                hi = self._measured + rl.max_step_from_measured
-                # The command itself is kept within the window by the limiter's braking guarantee.
-                lo_tick = np.maximum(rl.min_position, lo)
-                hi_tick = np.minimum(rl.max_position, hi)
-                if self._pose:
-                    lo_tick[_QUAT] = rl.min_position[_QUAT]
-                    hi_tick[_QUAT] = rl.max_position[_QUAT]
-                stepped = (self._tp < lo) | (self._tp > hi)
-                if self._pose:
-                    stepped[_QUAT] = False
-                if stepped.any():
-                    np.clip(self._tp, lo, hi, out=self._tp, where=stepped)
-                    self._tv[stepped] = 0.0  # a clamped target stands still: no feed-forward past it
-                    limited |= stepped
-                    reasons.append("max_step")
-            out_of_bounds = (self._tp < rl.min_position) | (self._tp > rl.max_position)
-            if out_of_bounds.any():
-                np.clip(self._tp, rl.min_position, rl.max_position, out=self._tp)
-                self._tv[out_of_bounds] = 0.0
-                limited |= out_of_bounds
-                reasons.append("position_bound")
-            new, flags = limit_step(prev, self._tp, self._tv, self.dt, rl, lo_tick, hi_tick)
-            if flags.any():
-                limited |= flags != 0
-                combined = int(np.bitwise_or.reduce(flags))
-                reasons.extend(r for bit, r in FLAG_REASONS if combined & bit)
+            new = self._track_step(prev, limited, reasons)
         if self._pose:
-            q_prev = prev.position[_QUAT]
-            q_target = self._tp[_QUAT] if mode == "track" else q_prev
-            q_target = q_target / np.linalg.norm(q_target)
-            if self._cone is not None:
-                q_target, _ = clamp_to_cone(q_target, *self._cone)
-            if self._max_angle_step is not None:
-                q_new, was = limit_rotation_step(q_prev, q_target, self._max_angle_step)
-                if was:
-                    limited[_QUAT] = True
-                    reasons.append("orientation")
-            else:
-                q_new = q_target if float(np.dot(q_prev, q_target)) >= 0 else -q_target
-            # Orientation is not part of the linear model: store the quaternion, zero its rates.
-            new.position[_QUAT] = q_new
-            new.velocity[_QUAT] = 0.0
-            new.acceleration[_QUAT] = 0.0
+            self._step_orientation(prev, new, mode == "track", limited, reasons)
         velocities = (new.position - prev.position) / self.dt
         self._command = new
         if mode == "brake" and not self._estop and new.is_at_rest():
@@ -864,6 +791,119 @@ class SafetySupervisor:
         names = tuple(self.axis_names[i] for i in np.nonzero(limited)[0]) if limited.any() else ()
         unique = tuple(dict.fromkeys(reasons))
         return self._emit(now, velocities, plan_id or 0, names, unique)
+
+    def _soft_start(self, now: float) -> Setpoint | None:
+        """First tick after activation: wait for a measured state, then emit exactly it, at rest."""
+        if self._measured is None:
+            self._state = OutputState.WAITING_FOR_STATE
+            return None
+        self._command = MotionState.at_rest(self._measured)
+        self._state = OutputState.ESTOP if self._estop else OutputState.HOLDING
+        if not self._estop and self._scheduler.covers(now):
+            self._state = OutputState.STREAMING
+        return self._emit(now, np.zeros(len(self.axis_names)), 0, (), ())
+
+    def _choose_mode(self, now: float, prev: MotionState) -> tuple[str, int | None]:
+        """Step 1: what drives the output this tick; sets ``_state`` and, when tracking, ``_tp``/``_tv``.
+
+        Returns:
+            ``("track", plan_id)`` for a plan target, ``("track", None)`` for the hold watchdog,
+            ``("brake", None)`` for a latched e-stop or the decelerate watchdog.
+        """
+        plan_id = None if self._estop else self._scheduler.target(now, self._tp, self._tv)
+        if plan_id is not None:
+            self._state = OutputState.STREAMING
+            self._hold_target = None
+            return "track", plan_id
+        if self._estop:
+            # Latched: only brake (issue 9, defect 4). Whatever estop_mode says, nothing is tracked, neither
+            # a target nor the measured state; at rest the command is frozen bit for bit.
+            self._state = OutputState.ESTOP
+            return "brake", None
+        if self._state == OutputState.STREAMING:
+            self._c["watchdog_activations"] += 1
+        if self.config.watchdog_mode == "hold":
+            if self._hold_target is None:
+                self._hold_target = prev.position.copy()
+            self._tp[:] = self._hold_target
+            self._tv[:] = 0.0
+            self._state = OutputState.HOLDING
+            return "track", None
+        self._state = OutputState.HOLDING if prev.is_at_rest() else OutputState.DECELERATING
+        return "brake", None
+
+    def _track_step(self, prev: MotionState, limited: np.ndarray, reasons: list[str]) -> MotionState:
+        """Step 2 (tracking): clamp the target to the max-step window and the bounds, then rate-limit.
+
+        Marks the axes it changes in ``limited`` and appends their reason codes to ``reasons``.
+        """
+        rl = self.rate_limits
+        lo_tick, hi_tick = self._clamp_target_to_measured(limited, reasons)
+        out_of_bounds = (self._tp < rl.min_position) | (self._tp > rl.max_position)
+        if out_of_bounds.any():
+            np.clip(self._tp, rl.min_position, rl.max_position, out=self._tp)
+            self._tv[out_of_bounds] = 0.0
+            limited |= out_of_bounds
+            reasons.append("position_bound")
+        new, flags = limit_step(prev, self._tp, self._tv, self.dt, rl, lo_tick, hi_tick)
+        if flags.any():
+            limited |= flags != 0
+            combined = int(np.bitwise_or.reduce(flags))
+            reasons.extend(r for bit, r in FLAG_REASONS if combined & bit)
+        return new
+
+    def _clamp_target_to_measured(
+        self, limited: np.ndarray, reasons: list[str]
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Clamp the target to within ``max_step_from_measured`` of the measured position.
+
+        Returns:
+            The window intersected with the position bounds (quaternion columns left at their bounds), for
+            the limiter to treat as position bounds; ``(None, None)`` before any measured state.
+        """
+        if self._measured is None:
+            return None, None
+        rl = self.rate_limits
+        lo = self._measured - rl.max_step_from_measured
+        hi = self._measured + rl.max_step_from_measured
+        # The command itself is kept within the window by the limiter's braking guarantee.
+        lo_tick = np.maximum(rl.min_position, lo)
+        hi_tick = np.minimum(rl.max_position, hi)
+        stepped = (self._tp < lo) | (self._tp > hi)
+        if self._pose:
+            lo_tick[_QUAT] = rl.min_position[_QUAT]
+            hi_tick[_QUAT] = rl.max_position[_QUAT]
+            stepped[_QUAT] = False
+        if stepped.any():
+            np.clip(self._tp, lo, hi, out=self._tp, where=stepped)
+            self._tv[stepped] = 0.0  # a clamped target stands still: no feed-forward past it
+            limited |= stepped
+            reasons.append("max_step")
+        return lo_tick, hi_tick
+
+    def _step_orientation(
+        self, prev: MotionState, new: MotionState, track: bool, limited: np.ndarray, reasons: list[str]
+    ) -> None:
+        """Step 3 (pose spaces): cone-clamp the target quaternion and limit the rotation step, into ``new``.
+
+        When braking (``track`` False) the target is the previous orientation, so it stays put.
+        """
+        q_prev = prev.position[_QUAT]
+        q_target = self._tp[_QUAT] if track else q_prev
+        q_target = q_target / np.linalg.norm(q_target)
+        if self._cone is not None:
+            q_target, _ = clamp_to_cone(q_target, *self._cone)
+        if self._max_angle_step is not None:
+            q_new, was = limit_rotation_step(q_prev, q_target, self._max_angle_step)
+            if was:
+                limited[_QUAT] = True
+                reasons.append("orientation")
+        else:
+            q_new = q_target if float(np.dot(q_prev, q_target)) >= 0 else -q_target
+        # Orientation is not part of the linear model: store the quaternion, zero its rates.
+        new.position[_QUAT] = q_new
+        new.velocity[_QUAT] = 0.0
+        new.acceleration[_QUAT] = 0.0
 
     def _emit(
         self,

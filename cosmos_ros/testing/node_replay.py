@@ -17,18 +17,20 @@ between two state messages. :data:`DEFAULT_TOLERANCES` states the tolerances thi
 
 Putting your own bag under test (a pytest module in your package)::
 
-    from cosmos_ros.testing.node_replay import DEFAULT_TOLERANCES, compare_with_golden, replay_into_nodes
+    from cosmos_ros.testing.node_replay import (
+        DEFAULT_TOLERANCES, NodeReplayConfig, compare_with_golden, replay_into_nodes,
+    )
 
     def test_pick_cube_bag(tmp_path):
-        recorded = replay_into_nodes(
-            "test/bags/pick_cube",                       # mcap or sqlite3, as `ros2 bag record` wrote it
+        recorded = replay_into_nodes(NodeReplayConfig(
+            bag="test/bags/pick_cube",                   # mcap or sqlite3, as `ros2 bag record` wrote it
             planner_params={"model_path": "/models/Cosmos3-Nano", "action_space": "arm7_joints",
                             "camera_topics": ["/camera/image_raw"], "num_inference_steps": 10, "seed": 0},
             safety_params={"limits_file": "/abs/path/to/my_limits.yaml"},
             topics=("/camera/image_raw", "/goal", "/joint_states"),
             out_dir=tmp_path,
             frame_interval_s=1.0,                        # plan one frame per second of the bag
-        )
+        ))
         compare_with_golden(recorded, "test/golden/pick_cube.json", DEFAULT_TOLERANCES)
 
 Run it once with ``COSMOS_ROS_UPDATE_GOLDEN=1`` to write the golden file, look at it, commit it; afterwards
@@ -40,12 +42,15 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from cosmos_ros.replay.bag import normalize_topic
 from cosmos_ros.testing.golden import (
@@ -59,6 +64,10 @@ from cosmos_ros.testing.golden import (
     update_requested,
     write_golden,
 )
+
+if TYPE_CHECKING:  # rclpy-side types; the module itself imports without ROS (golden comparison)
+    from cosmos_ros.replay.player import Lockstep, PlayReport
+    from cosmos_ros.testing.ros_harness import NodeProcess
 
 _LOG = logging.getLogger(__name__)
 COMMANDS_TOPIC = "/forward_position_controller/commands"
@@ -90,6 +99,89 @@ class NodeReplayError(AssertionError):
     """The replay did not run as a deterministic regression run (node down, lockstep timeout); says why."""
 
 
+@dataclass(frozen=True)
+class NodeReplayConfig:
+    """One lockstep replay of a bag into a planner and a safety node (see :func:`replay_into_nodes`).
+
+    Attributes:
+        bag: Bag directory or storage file (mcap, sqlite3).
+        planner_params: Planner parameters (``model_path``, ``action_space``, ``camera_topics``, ``seed``...).
+            ``use_sim_time`` is forced on; ``max_plan_rate_hz`` defaults to 100 so no frame is skipped.
+        safety_params: Safety parameters (``limits_file``...). ``use_sim_time`` is forced on; the outputs
+            default to one ``float64_multi_array`` on ``forward_position_controller/commands``.
+        topics: Bag topics to play (camera(s), goal, measured state).
+        record_topics: ``/topic:pkg/msg/Type`` to record.
+        out_dir: Directory for the recording (``<out_dir>/recorded``, replaced if present); None: a new
+            temporary directory.
+        camera_topic: The trigger topic; None: the first Image/CompressedImage topic of ``topics``.
+        frame_interval_s: Play one camera frame per this many bag seconds (> 0; None: every frame, which on a
+            slow model means one inference per frame).
+        end_offset_s: Play the bag up to this many seconds after its start (None: all of it).
+        tick_topic: Setpoint topic the safety node answers each ``/clock`` step on (None: /clock steps at
+            wall pace, setpoints then only comparable within a tick's motion).
+        clock_step_s: ``/clock`` grid; None: the safety node's control period (parameter or limits file).
+        linger_s: Bag seconds of ``/clock`` steps after the last message (the last plan streams out).
+        planner_params_files / safety_params_files: ``--params-file`` YAMLs, applied before the params.
+        domain_id: ROS domain of the run; None: :func:`~cosmos_ros.testing.ros_harness.pick_domain_id`.
+        startup_timeout_s: Longest wait for both nodes to become active.
+        plan_timeout_s: Longest pause of the bag clock for one plan + decision.
+        env: Extra environment variables of the node processes.
+    """
+
+    bag: Path
+    planner_params: Mapping[str, Any]
+    safety_params: Mapping[str, Any]
+    topics: tuple[str, ...]
+    record_topics: tuple[str, ...] = DEFAULT_RECORD_TOPICS
+    out_dir: Path | None = None
+    camera_topic: str | None = None
+    frame_interval_s: float | None = 1.0
+    end_offset_s: float | None = None
+    tick_topic: str | None = f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray"
+    clock_step_s: float | None = None
+    linger_s: float = 1.0
+    planner_params_files: tuple[Path, ...] = ()
+    safety_params_files: tuple[Path, ...] = ()
+    domain_id: int | None = None
+    startup_timeout_s: float = 180.0
+    plan_timeout_s: float = 120.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Immutable copies: a caller's dict or list changed after the check would change the run.
+        fix = object.__setattr__
+        fix(self, "bag", Path(self.bag))
+        fix(self, "out_dir", None if self.out_dir is None else Path(self.out_dir))
+        for name in ("topics", "record_topics"):
+            fix(self, name, tuple(getattr(self, name)))
+        for name in ("planner_params_files", "safety_params_files"):
+            fix(self, name, tuple(Path(p) for p in getattr(self, name)))
+        for name in ("planner_params", "safety_params", "env"):
+            fix(self, name, MappingProxyType(dict(getattr(self, name))))
+        if not self.topics:
+            raise ValueError("topics must name at least one bag topic to play, got ()")
+        for name in ("frame_interval_s", "end_offset_s", "clock_step_s"):
+            _check_seconds(name, getattr(self, name), optional=True)
+        for name in ("startup_timeout_s", "plan_timeout_s"):
+            _check_seconds(name, getattr(self, name))
+        if not (
+            isinstance(self.linger_s, (int, float)) and math.isfinite(self.linger_s) and self.linger_s >= 0
+        ):
+            raise ValueError(f"linger_s must be a finite number of seconds >= 0, got {self.linger_s!r}")
+        if self.domain_id is not None and not (isinstance(self.domain_id, int) and self.domain_id >= 0):
+            raise ValueError(f"domain_id must be an int >= 0 or None, got {self.domain_id!r}")
+
+
+def _check_seconds(name: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not (
+        isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    ):
+        none = " or None" if optional else ""
+        raise ValueError(f"{name} must be a finite number of seconds > 0{none}, got {value!r}")
+
+
 def _limits_control_period(safety_params: Mapping[str, Any]) -> float:
     """The safety node's control period: its ``control_rate_hz`` parameter, else the limits file's."""
     if "control_rate_hz" in safety_params:
@@ -115,52 +207,8 @@ def _first_image_topic(bag: Path, topics: Sequence[str]) -> str:
     raise ValueError(f"none of the played topics {list(topics)} is a camera (Image/CompressedImage) topic")
 
 
-def replay_into_nodes(
-    bag: str | Path,
-    planner_params: Mapping[str, Any],
-    safety_params: Mapping[str, Any],
-    topics: Sequence[str],
-    record_topics: Sequence[str] = DEFAULT_RECORD_TOPICS,
-    *,
-    out_dir: str | Path | None = None,
-    camera_topic: str | None = None,
-    frame_interval_s: float | None = 1.0,
-    end_offset_s: float | None = None,
-    tick_topic: str | None = f"{COMMANDS_TOPIC}:std_msgs/msg/Float64MultiArray",
-    clock_step_s: float | None = None,
-    linger_s: float = 1.0,
-    planner_params_files: Iterable[str | Path] = (),
-    safety_params_files: Iterable[str | Path] = (),
-    domain_id: int | None = None,
-    startup_timeout_s: float = 180.0,
-    plan_timeout_s: float = 120.0,
-    env: Mapping[str, str] | None = None,
-) -> Path:
-    """Replay ``bag`` in lockstep into a planner and a safety node (real processes); return the recording.
-
-    Args:
-        bag: Bag directory or storage file (mcap, sqlite3).
-        planner_params: Planner parameters (``model_path``, ``action_space``, ``camera_topics``, ``seed``...).
-            ``use_sim_time`` is forced on; ``max_plan_rate_hz`` defaults to 100 so no frame is skipped.
-        safety_params: Safety parameters (``limits_file``...). ``use_sim_time`` is forced on; the outputs
-            default to one ``float64_multi_array`` on ``forward_position_controller/commands``.
-        topics: Bag topics to play (camera(s), goal, measured state).
-        record_topics: ``/topic:pkg/msg/Type`` to record.
-        out_dir: Directory for the recording (``<out_dir>/recorded``, replaced if present); None: a new
-            temporary directory.
-        camera_topic: The trigger topic; None: the first Image/CompressedImage topic of ``topics``.
-        frame_interval_s: Play one camera frame per this many bag seconds (None: every frame, which on a slow
-            model means one inference per frame).
-        end_offset_s: Play the bag up to this many seconds after its start (None: all of it).
-        tick_topic: Setpoint topic the safety node answers each ``/clock`` step on (None: /clock steps at
-            wall pace, setpoints then only comparable within a tick's motion).
-        clock_step_s: ``/clock`` grid; None: the safety node's control period (parameter or limits file).
-        linger_s: Bag seconds of ``/clock`` steps after the last message (the last plan streams out).
-        planner_params_files / safety_params_files: ``--params-file`` YAMLs, applied before the params.
-        domain_id: ROS domain of the run; None: :func:`~cosmos_ros.testing.ros_harness.pick_domain_id`.
-        startup_timeout_s: Longest wait for both nodes to become active.
-        plan_timeout_s: Longest pause of the bag clock for one plan + decision.
-        env: Extra environment variables of the node processes.
+def replay_into_nodes(config: NodeReplayConfig) -> Path:
+    """Replay ``config.bag`` in lockstep into a planner and a safety node (real processes).
 
     Returns:
         The recorded bag directory.
@@ -169,110 +217,142 @@ def replay_into_nodes(
         NodeReplayError: A node did not come up or died, or a lockstep pause timed out (the recording would
             not be deterministic); the message carries the nodes' log tails.
     """
-    import rclpy
+    from cosmos_ros.testing.ros_harness import pick_domain_id
 
-    from cosmos_ros.replay.player import Lockstep, PlayerConfig, play
-    from cosmos_ros.replay.schedule import ReplayOptions
-    from cosmos_ros.testing.ros_harness import NodeProcess, TestPeer, pick_domain_id, wait_active
+    record = _fresh_record_dir(config.out_dir)
+    domain = pick_domain_id() if config.domain_id is None else config.domain_id
+    nodes = _node_processes(config, domain)
+    for n in nodes.values():
+        n.start()
+    try:
+        _wait_until_active(nodes, domain, config.startup_timeout_s)
+        report = _play_in_lockstep(config, record, domain)
+        _LOG.info("node replay of %s:\n%s", config.bag, report.summary())
+        _check_run(report, nodes, config.plan_timeout_s)
+    finally:
+        for n in nodes.values():
+            n.stop()
+    return report.record_path or record
 
-    bag = Path(bag)
-    camera = camera_topic or _first_image_topic(bag, topics)
-    out = Path(tempfile.mkdtemp(prefix="node_replay_")) if out_dir is None else Path(out_dir)
+
+def _fresh_record_dir(out_dir: Path | None) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="node_replay_")) if out_dir is None else out_dir
     out.mkdir(parents=True, exist_ok=True)
     record = out / "recorded"
     if record.exists():
         shutil.rmtree(record)
-    domain = pick_domain_id() if domain_id is None else domain_id
-    step = clock_step_s if clock_step_s is not None else _limits_control_period(safety_params)
-    p_params = {"max_plan_rate_hz": 100.0, **planner_params, "use_sim_time": True}
+    return record
+
+
+def _node_processes(config: NodeReplayConfig, domain: int) -> dict[str, NodeProcess]:
+    """The safety node and the planner, both on sim time; the safety node streams to ``COMMANDS_TOPIC``."""
+    from cosmos_ros.testing.ros_harness import NodeProcess
+
+    p_params = {"max_plan_rate_hz": 100.0, **config.planner_params, "use_sim_time": True}
     s_params = {
         "output_adapters": ["float64_multi_array"],
         "float64_multi_array.topic": COMMANDS_TOPIC.lstrip("/"),
-        **safety_params,
+        **config.safety_params,
         "use_sim_time": True,
     }
-    node_env = dict(env or {})
-    nodes = {
+    env = dict(config.env)
+    return {
         "safety_node": NodeProcess(
             "cosmos_ros.nodes.safety_node",
             domain,
             params=s_params,
-            params_files=list(safety_params_files),
+            params_files=list(config.safety_params_files),
             name="safety_node",
-            env=node_env,
+            env=env,
         ),
         "planner_node": NodeProcess(
             "cosmos_ros.nodes.planner_node",
             domain,
             params=p_params,
-            params_files=list(planner_params_files),
+            params_files=list(config.planner_params_files),
             name="planner_node",
-            env=node_env,
+            env=env,
         ),
     }
 
-    def logs() -> str:
-        return "\n".join(f"--- {name} log (tail):\n{n.output()[-3000:]}" for name, n in nodes.items())
 
-    for n in nodes.values():
-        n.start()
+def _logs(nodes: Mapping[str, NodeProcess]) -> str:
+    return "\n".join(f"--- {name} log (tail):\n{n.output()[-3000:]}" for name, n in nodes.items())
+
+
+def _wait_until_active(nodes: Mapping[str, NodeProcess], domain: int, timeout_s: float) -> None:
+    from cosmos_ros.testing.ros_harness import TestPeer, wait_active
+
+    with TestPeer(domain, name="node_replay_supervisor") as peer:
+        deadline = time.monotonic() + timeout_s
+        for name, proc in nodes.items():
+            # Short waits while the process lives: a node whose configure fails exits at once.
+            while not wait_active(peer, name, timeout=2.0):
+                if not proc.alive():
+                    raise NodeReplayError(f"{name} exited during start-up\n{_logs(nodes)}")
+                if time.monotonic() > deadline:
+                    raise NodeReplayError(f"{name} not active after {timeout_s} s\n{_logs(nodes)}")
+
+
+def _play_in_lockstep(config: NodeReplayConfig, record: Path, domain: int) -> PlayReport:
+    import rclpy
+
+    from cosmos_ros.replay.player import PlayerConfig, play
+    from cosmos_ros.replay.schedule import ReplayOptions
+
+    camera = config.camera_topic or _first_image_topic(config.bag, config.topics)
+    interval = config.frame_interval_s
+    options = ReplayOptions(
+        topics=config.topics,
+        end_offset_s=config.end_offset_s,
+        throttle=((camera, interval),) if interval is not None else (),
+    )
+    player = PlayerConfig(
+        publish_clock=True,
+        record_path=record,
+        record_topics=config.record_topics,
+        record_linger_s=config.linger_s,
+        wait_for_subscribers_s=20.0,
+        discovery_timeout_s=20.0,
+        lockstep=_lockstep(config, camera),
+    )
+    ctx = rclpy.Context()
+    rclpy.init(args=[], context=ctx, domain_id=domain)
     try:
-        with TestPeer(domain, name="node_replay_supervisor") as peer:
-            deadline = time.monotonic() + startup_timeout_s
-            for name, proc in nodes.items():
-                # Short waits while the process lives: a node whose configure fails exits at once.
-                while not wait_active(peer, name, timeout=2.0):
-                    if not proc.alive():
-                        raise NodeReplayError(f"{name} exited during start-up\n{logs()}")
-                    if time.monotonic() > deadline:
-                        raise NodeReplayError(f"{name} not active after {startup_timeout_s} s\n{logs()}")
-        ctx = rclpy.Context()
-        rclpy.init(args=[], context=ctx, domain_id=domain)
-        try:
-            report = play(
-                bag,
-                ReplayOptions(
-                    topics=tuple(topics),
-                    end_offset_s=end_offset_s,
-                    throttle=((camera, frame_interval_s),) if frame_interval_s else (),
-                ),
-                PlayerConfig(
-                    publish_clock=True,
-                    record_path=record,
-                    record_topics=tuple(record_topics),
-                    record_linger_s=linger_s,
-                    wait_for_subscribers_s=20.0,
-                    discovery_timeout_s=20.0,
-                    lockstep=Lockstep(
-                        trigger_topics=(camera,),
-                        ack_topic=f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus",
-                        ack_filter=_is_plan_decision,
-                        timeout_s=plan_timeout_s,
-                        clock_step_s=step,
-                        tick_topic=tick_topic,
-                        # Generous: a busy 2-core CI machine was seen to answer a tick after > 0.2 s; a
-                        # timeout costs this much once, then steps go on at wall pace until an answer.
-                        tick_timeout_s=2.0,
-                    ),
-                ),
-                context=ctx,
-            )
-        finally:
-            ctx.try_shutdown()
-        _LOG.info("node replay of %s:\n%s", bag, report.summary())
-        dead = [name for name, n in nodes.items() if not n.alive()]
-        if dead:
-            raise NodeReplayError(f"{dead} exited during the replay\n{report.summary()}\n{logs()}")
-        if report.lockstep_timeouts or report.unmatched:
-            raise NodeReplayError(
-                f"replay was not in lockstep ({report.lockstep_timeouts} pauses timed out after "
-                f"{plan_timeout_s} s; topics without subscriber: {list(report.unmatched)}): a frame gave no "
-                f"plan or no safety decision\n{report.summary()}\n{logs()}"
-            )
+        return play(config.bag, options, player, context=ctx)
     finally:
-        for n in nodes.values():
-            n.stop()
-    return report.record_path or record
+        ctx.try_shutdown()
+
+
+def _lockstep(config: NodeReplayConfig, camera: str) -> Lockstep:
+    """Pause after each camera frame until the safety node decided on its plan; step /clock per tick."""
+    from cosmos_ros.replay.player import Lockstep
+
+    step = config.clock_step_s
+    return Lockstep(
+        trigger_topics=(camera,),
+        ack_topic=f"{STATUS_TOPIC}:cosmos_ros/msg/SafetyStatus",
+        ack_filter=_is_plan_decision,
+        timeout_s=config.plan_timeout_s,
+        clock_step_s=step if step is not None else _limits_control_period(config.safety_params),
+        tick_topic=config.tick_topic,
+        # Generous: a busy 2-core CI machine was seen to answer a tick after > 0.2 s; a timeout costs this
+        # much once, then steps go on at wall pace until an answer.
+        tick_timeout_s=2.0,
+    )
+
+
+def _check_run(report: PlayReport, nodes: Mapping[str, NodeProcess], plan_timeout_s: float) -> None:
+    """Raise NodeReplayError unless both nodes lived and every pause ended by an answer."""
+    dead = [name for name, n in nodes.items() if not n.alive()]
+    if dead:
+        raise NodeReplayError(f"{dead} exited during the replay\n{report.summary()}\n{_logs(nodes)}")
+    if report.lockstep_timeouts or report.unmatched:
+        raise NodeReplayError(
+            f"replay was not in lockstep ({report.lockstep_timeouts} pauses timed out after "
+            f"{plan_timeout_s} s; topics without subscriber: {list(report.unmatched)}): a frame gave no "
+            f"plan or no safety decision\n{report.summary()}\n{_logs(nodes)}"
+        )
 
 
 def _is_plan_decision(msg: Any) -> bool:

@@ -164,7 +164,7 @@ def plot(result: DemoResult, limits_path: Path, out_png: Path) -> None:
 def run_demo(args: argparse.Namespace) -> dict:
     from ament_index_python.packages import get_package_share_directory
 
-    from cosmos_ros.testing.node_replay import replay_into_nodes
+    from cosmos_ros.testing.node_replay import NodeReplayConfig, replay_into_nodes
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -190,8 +190,8 @@ def run_demo(args: argparse.Namespace) -> dict:
     print(f"[demo] replaying {bag} into planner_node and safety_node (model {model}), recording outputs")
     # Lockstep (cosmos_ros.testing.node_replay): the bag clock pauses while the model plans and then steps on
     # the control grid, so the result is the same on a slow CPU and a fast GPU.
-    recording = replay_into_nodes(
-        bag,
+    config = NodeReplayConfig(
+        bag=bag,
         planner_params={
             "model_path": model,
             "action_space": args.action_space,
@@ -213,10 +213,11 @@ def run_demo(args: argparse.Namespace) -> dict:
         camera_topic=args.camera_topic,
         frame_interval_s=args.frame_interval,
         linger_s=args.linger,
-        planner_params_files=[share / "config/planner.yaml"],
-        safety_params_files=[share / "config/safety.yaml"],
+        planner_params_files=(share / "config/planner.yaml",),
+        safety_params_files=(share / "config/safety.yaml",),
         startup_timeout_s=args.startup_timeout,
     )
+    recording = replay_into_nodes(config)
     result = read_recording(recording)
     summary = result.summary()
     png = out / "demo_setpoints.png"
