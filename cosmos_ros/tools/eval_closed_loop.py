@@ -327,12 +327,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="", help="planner backend (diffusers | fast; default: the node's)")
     p.add_argument("--plan-rate-hz", type=float, default=1.0, help="camera frames (plans) per sim second")
     p.add_argument("--work-dir", default="", help="keep records here (default: a temporary directory)")
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS domain of the run (default: from the pid, 1..100; give another so that concurrent test "
+        "processes, which draw from 1..100, cannot join it)",
+    )
     p.add_argument("--json", default="", help="also write the results as JSON here")
     return p
 
 
+def _row_domain(given: int | None, row_index: int) -> int:
+    """Row ``row_index``'s domain: ``given + row_index`` when given, else one from the pid (1..100)."""
+    from cosmos_ros.testing.ros_harness import pick_domain_id
+
+    if given is None:
+        return (pick_domain_id() + row_index - 1) % 100 + 1
+    return given + row_index
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.domain_id is not None and not 0 <= args.domain_id <= 200:
+        print(f"--domain-id must be in 0..200 (Fast DDS port mapping), got {args.domain_id}", file=sys.stderr)
+        return 2
     rows = [r for r in args.rows.split(",") if r] or [r for r in ROWS if r != "trained" or args.model_path]
     unknown = [r for r in rows if r not in ROWS]
     if unknown or ("trained" in rows and not args.model_path):
@@ -342,8 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     if not action_space:
         own = Path(args.model_path) / "action_space.yaml" if args.model_path else None
         action_space = str(own) if own is not None and own.is_file() else "arm7_joints"
-    from cosmos_ros.testing.ros_harness import pick_domain_id
-
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="eval_closed_loop_"))
     work.mkdir(parents=True, exist_ok=True)
     latency = args.latency_fraction * args.chunk_duration
@@ -359,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[eval] {row}: {args.episodes} episodes from seed {args.first_seed} ...", flush=True)
         result = run_row(
             row, args.episodes, args.first_seed, model, action_space, latency, args.num_inference_steps,
-            work, (pick_domain_id() + i - 1) % 100 + 1, plan_rate_hz=args.plan_rate_hz,
+            work, _row_domain(args.domain_id, i), plan_rate_hz=args.plan_rate_hz,
             planner_overrides={"backend": args.backend} if args.backend and row != "expert" else None,
         )  # fmt: skip
         print(f"[eval] {row}: {result.success_rate:.1f}% in {result.wall_s:.0f} s wall", flush=True)
