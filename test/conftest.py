@@ -111,5 +111,16 @@ def domain_id() -> int:
 
 
 @pytest.fixture(scope="session")
+def unit_domain_id(domain_id: int) -> int:
+    """The domain of in-process unit nodes (they talk to no other process): never the session's ``domain_id``.
+
+    Why: a node destroyed in one test can linger in DDS discovery for a while; a later test's node process
+    of the same name in the same domain then shares its service names with a server nobody spins, and a
+    service call may wait forever (``/safety_node/get_state``: "no answer" when run after the unit tests).
+    """
+    return domain_id % 100 + 1 if domain_id < 100 else 1
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -44,7 +44,7 @@ class Sink:
 
 
 @pytest.fixture
-def node(tmp_path: Path, domain_id: int) -> Iterator[SafetyNode]:
+def node(tmp_path: Path, unit_domain_id: int) -> Iterator[SafetyNode]:
     limits = tmp_path / "limits.yaml"
     axes = "\n".join(
         f"  - {{name: {n}, unit: rad, min_position: -1.0, max_position: 1.0, max_velocity: 1.0, "
@@ -57,7 +57,7 @@ def node(tmp_path: Path, domain_id: int) -> Iterator[SafetyNode]:
         f"max_plan_steps: 256\nmeasured_max_speed_factor: 2.0\naxes:\n{axes}\n"
     )
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain_id)
+    rclpy.init(context=ctx, domain_id=unit_domain_id)
     n = SafetyNode(
         context=ctx,
         parameter_overrides=[
@@ -146,12 +146,12 @@ def test_a_plan_whose_check_raises_is_reported_rejected_and_not_streamed(
     assert all(np.array_equal(v, MEASURED) for v in _sent(node)), "the failed plan moved the output"
 
 
-def test_configure_fails_when_the_measured_state_type_does_not_fit_the_space(domain_id: int) -> None:
+def test_configure_fails_when_the_measured_state_type_does_not_fit_the_space(unit_domain_id: int) -> None:
     """A pose space fed JointStates could never get a measured state: refuse at configure, not at runtime."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain_id)
+    rclpy.init(context=ctx, domain_id=unit_domain_id)
     n = SafetyNode(
         context=ctx,
         parameter_overrides=[

@@ -247,7 +247,7 @@ def test_params_file_carries_every_parameter_with_its_declared_default(repo_root
     config_from_parameters(params.get)  # and they make a valid config
 
 
-def test_activation_cycles_reuse_one_ticker_and_do_not_grow_memory() -> None:
+def test_activation_cycles_reuse_one_ticker_and_do_not_grow_memory(unit_domain_id: int) -> None:
     """Issue 9 soak: the safety node's memory grew ~0.9 MiB a minute while the sim re-activated it every
     episode; a new Ticker (hidden node, executor, thread) per activation leaked ~90 KiB each time. One ticker
     per configure, paused (timer cancelled) while inactive: the same object across cycles, and 100 cycles grow
@@ -266,7 +266,7 @@ def test_activation_cycles_reuse_one_ticker_and_do_not_grow_memory() -> None:
 
     limits = Path(__file__).resolve().parents[1] / "config" / "limits" / "arm7_joints.yaml"
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=os.getpid() % 100 + 1)
+    rclpy.init(context=ctx, domain_id=unit_domain_id)
     node = SafetyNode(context=ctx, parameter_overrides=[Parameter("limits_file", value=str(limits))])
     try:
         assert node.bring_up()
@@ -287,11 +287,10 @@ def test_activation_cycles_reuse_one_ticker_and_do_not_grow_memory() -> None:
         rclpy.shutdown(context=ctx)
 
 
-def test_a_plan_being_checked_does_not_hold_the_control_tick() -> None:
+def test_a_plan_being_checked_does_not_hold_the_control_tick(unit_domain_id: int) -> None:
     """Issue 9 defect 2 without a clock: while a plan's check and clamp (``prepare``) is held inside the plan
     callback, a control tick runs to completion; with the check under the tick's lock it would wait for the
     check (here: forever, until the test releases it). After the release the plan is committed."""
-    import os
     import threading
 
     import rclpy
@@ -305,7 +304,7 @@ def test_a_plan_being_checked_does_not_hold_the_control_tick() -> None:
     limits_path = Path(__file__).resolve().parents[1] / "config" / "limits" / "arm7_joints.yaml"
     limits = load_limits(limits_path)
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=os.getpid() % 100 + 1)
+    rclpy.init(context=ctx, domain_id=unit_domain_id)
     node = SafetyNode(context=ctx, parameter_overrides=[Parameter("limits_file", value=str(limits_path))])
     entered, release = threading.Event(), threading.Event()
     try:
