@@ -114,19 +114,25 @@ def test_random_weights_do_not_succeed(tmp_path: Path, domain_id, tiny_model_dir
     assert result.plans >= 5 and result.lockstep_timeouts == 0 and result.violations == 0
 
 
+# The first evaluation seeds (not chosen: the 50-episode run's first six), and the share of them the test
+# requires: the committed model touched the cube in 4 of these 6 in that run (README "Closed-loop
+# simulation": 76 % of 50); random weights in none. Lockstep makes outcomes repeatable up to the measured
+# state race described there, so the bound leaves one episode of margin.
+TRAINED_SEEDS = 6
+TRAINED_MIN_SUCCESSES = 3
+
+
 @pytest.mark.slow
-def test_committed_trained_model_touches_the_named_cube_on_a_held_out_scene(tmp_path: Path, domain_id):
+def test_committed_trained_model_touches_the_named_cube_on_held_out_scenes(tmp_path: Path, domain_id):
     """The committed tiny policy through the real planner (fast backend), safety node and PID controllers on
-    held-out evaluation seed 1,000,002 ("touch the red cube"): it succeeds there, as it did in the
-    50-episode run (README "Closed-loop simulation": 32 % of held-out seeds, so most seeds fail; lockstep
-    makes one seed's outcome repeatable). This states that the loop works with a trained model, not how
-    often."""
+    held-out evaluation seeds 1,000,000-1,000,005: at least half succeed, no limit is violated, nothing is
+    rejected (random weights: ``test_random_weights_do_not_succeed``)."""
     from cosmos_ros.models import PANDA_TOUCH_TINY, profile_path
 
     result = run_row(
         "trained",
-        1,
-        1_000_002,
+        TRAINED_SEEDS,
+        1_000_000,
         str(PANDA_TOUCH_TINY),
         str(profile_path(PANDA_TOUCH_TINY)),
         0.0,
@@ -136,5 +142,5 @@ def test_committed_trained_model_touches_the_named_cube_on_a_held_out_scene(tmp_
         planner_overrides={"backend": "fast"},
     )
     assert not result.error, result.error
-    assert result.episodes == 1 and result.successes == 1, result
+    assert result.episodes == TRAINED_SEEDS and result.successes >= TRAINED_MIN_SUCCESSES, result
     assert result.violations == 0 and result.lockstep_timeouts == 0 and result.decisions["rejected"] == 0

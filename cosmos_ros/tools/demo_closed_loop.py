@@ -14,9 +14,10 @@ speed). Then it prints the success summary table and writes, per episode, into `
 - ``episode_<seed>_setpoints.png``: per joint, the setpoints the sim's PID controllers received (after the
   safety node) and the measured positions, the plans' targets, and the ticks at which a new plan took over.
 
-The default model, ``cosmos_ros/models/panda_touch_tiny``, was trained on seeds 0-2499 minus 100 held out.
-The default seeds (1,000,000 on, the evaluation seeds of ``eval_closed_loop``) were never trained on; there
-it succeeds in about a third of the episodes (README, "Closed-loop simulation").
+The default model, ``cosmos_ros/models/panda_touch_tiny``, was trained on seeds 0-2499 and 100,000-109,999
+(minus the held-out episodes its ``training.json`` lists). The default seeds (1,000,000 on, the evaluation
+seeds of ``eval_closed_loop``) were never trained on; there it succeeds in about three of four episodes
+(README, "Closed-loop simulation").
 """
 
 from __future__ import annotations

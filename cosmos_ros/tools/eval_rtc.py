@@ -107,8 +107,6 @@ def _limits_copy(ecl: Any, work: Path, staleness_limit_s: float) -> Path:
 
 def run(args: argparse.Namespace) -> str:
     ecl = _eval_module()
-    from cosmos_ros.testing.ros_harness import pick_domain_id
-
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="eval_rtc_"))
     work.mkdir(parents=True, exist_ok=True)
     model, action_space = args.model_path, args.action_space
@@ -150,7 +148,7 @@ def run(args: argparse.Namespace) -> str:
                 fraction * horizon,
                 args.num_inference_steps,
                 cell,
-                pick_domain_id(),
+                ecl._row_domain(args.domain_id, 0),
                 plan_rate_hz=camera_hz,
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
                 limits_file=limits_file,
@@ -180,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run the safety node on a copy of the limits file with this staleness_limit_s",
     )
     p.add_argument("--work-dir", default="")
+    p.add_argument(
+        "--domain-id", type=int, default=None, help="ROS domain of every cell (default: from the pid, 1..100)"
+    )
     p.add_argument("--out", default="", help="also write the table to this file")
     args = p.parse_args(argv)
     text = run(args)
