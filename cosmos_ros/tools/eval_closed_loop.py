@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _row_domain(given: int | None, row_index: int) -> int:
+def row_domain(given: int | None, row_index: int) -> int:
     """Row ``row_index``'s domain: ``given + row_index`` when given, else one from the pid (1..100)."""
     from cosmos_ros.testing.ros_harness import pick_domain_id
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[eval] {row}: {args.episodes} episodes from seed {args.first_seed} ...", flush=True)
         result = run_row(
             row, args.episodes, args.first_seed, model, action_space, latency, args.num_inference_steps,
-            work, _row_domain(args.domain_id, i), plan_rate_hz=args.plan_rate_hz,
+            work, row_domain(args.domain_id, i), plan_rate_hz=args.plan_rate_hz,
             planner_overrides={"backend": args.backend} if args.backend and row != "expert" else None,
         )  # fmt: skip
         print(f"[eval] {row}: {result.success_rate:.1f}% in {result.wall_s:.0f} s wall", flush=True)

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> str:
                 fraction * horizon,
                 args.num_inference_steps,
                 cell,
-                ecl._row_domain(args.domain_id, 0),
+                ecl.row_domain(args.domain_id, 0),
                 plan_rate_hz=camera_hz,
                 planner_overrides={**overrides, "chunk_size": args.chunk_size, "fps": args.fps},
                 limits_file=limits_file,
