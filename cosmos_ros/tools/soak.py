@@ -159,8 +159,8 @@ def format_rows(rows: Sequence[Row]) -> str:
 
 
 def summary(rows: Sequence[Row]) -> dict[str, float]:
-    """Memory growth after warm-up (MiB, last row minus the first after warm-up) per process, and the change
-    of the frame gap (published - received) over the same span."""
+    """Memory growth after warm-up (MiB, last row minus the first after warm-up) per process, the change of
+    the frame gap (published - received) over the same span, and the tick p50/p99 trend (ms per interval)."""
     if len(rows) < 3:
         raise ValueError(f"need at least 3 rows (one warm-up), got {len(rows)}")
     base, end = rows[1], rows[-1]
@@ -168,7 +168,16 @@ def summary(rows: Sequence[Row]) -> dict[str, float]:
     out["frame_gap_change"] = float(
         (end.frames_published - end.frames_received) - (base.frames_published - base.frames_received)
     )
+    # Jitter is "flat" when its per-interval percentiles have no trend: least-squares slope after warm-up.
+    for name in ("tick_p50_ms", "tick_p99_ms"):
+        out[f"{name}_slope_per_interval"] = _slope([getattr(r, name) for r in rows[1:]])
     return out
+
+
+def _slope(values: Sequence[float]) -> float:
+    n = len(values)
+    mx, my = (n - 1) / 2.0, statistics.fmean(values)
+    return sum((i - mx) * (v - my) for i, v in enumerate(values)) / sum((i - mx) ** 2 for i in range(n))
 
 
 PLANNERS = ("expert", "tiny")
