@@ -228,3 +228,29 @@ def test_committed_model_reproduces_its_training_scenes_far_better_than_the_mean
     assert not runtime.profile.stats_are_placeholder
     err = action_errors(predict(runtime, frames, goals), actions, np.asarray(runtime.profile.normalization.a))
     assert err.ratio < COMMITTED_MAX_RATIO, err
+
+
+def test_latent_cache_is_reused_for_the_same_frames_and_refused_for_others(demos, tmp_path, monkeypatch):
+    from cosmos_ros.training import trainer
+
+    cfg = TrainConfig(steps=2, batch_size=4, seed=5, threads=2, **TINY)
+    small = demos.subset(np.arange(4))
+    cache = tmp_path / "latents.pt"
+    first = train_policy(small, cfg, SHAPE, latents_cache=cache)
+    assert cache.is_file()
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded although the cache holds these frames")
+
+    monkeypatch.setattr(trainer, "encode_frames", no_encoding)
+    again = train_policy(small, cfg, SHAPE, latents_cache=cache)
+    assert again.losses == first.losses
+    other = demos.subset(np.arange(1, 5))
+    with pytest.raises(ValueError, match=r"latent cache .* was written for frames"):
+        train_policy(other, cfg, SHAPE, latents_cache=cache)
+    with pytest.raises(
+        ValueError, match="latent cache"
+    ):  # same frames, another VAE (its seed is the config's)
+        train_policy(
+            small, TrainConfig(steps=2, batch_size=4, seed=6, threads=2, **TINY), SHAPE, latents_cache=cache
+        )

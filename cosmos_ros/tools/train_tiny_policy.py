@@ -96,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         "--init-from", default=None, help="continue from this pipeline directory's transformer (same size)"
     )
     parser.add_argument(
+        "--latents-cache",
+        default=None,
+        help="encoded frames (.pt): read if it exists and matches the frames, else written (continued runs)",
+    )
+    parser.add_argument(
         "--profile-out", help="also copy the profile YAML here (e.g. config/action_spaces/...)"
     )
     args = parser.parse_args(argv)
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         on_step=_progress(cfg.steps, "train"),
         time_limit_s=args.time_limit_s,
         init_from=args.init_from,
+        latents_cache=args.latents_cache,
     )
     out = save_policy(result, args.out, cfg, shape, train, profile_name=args.profile_name)
     record = json.loads((out / TRAINING_FILE).read_text())

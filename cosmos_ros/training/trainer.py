@@ -22,6 +22,7 @@ fixed thread count, so one seed gives the same weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -203,6 +204,58 @@ def encode_frames(
     return torch.cat(out), height, width
 
 
+def frames_fingerprint(frames: np.ndarray, shape: PolicyShape) -> str:
+    """A short identity of a frame set and the policy shape it is encoded for (a latent cache's key).
+
+    Why a sample and not every byte: hashing tens of GB of frames costs more than encoding them; the shape,
+    64 evenly spaced frames and the encoding settings tell apart any two sets a user is likely to mix up.
+    """
+    h = hashlib.sha256(
+        repr((frames.shape, str(frames.dtype), shape.resolution_tier, shape.chunk_size)).encode()
+    )
+    for i in np.linspace(0, len(frames) - 1, num=min(64, len(frames)), dtype=np.int64):
+        h.update(np.ascontiguousarray(frames[i]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def encode_frames_cached(
+    pipe: Any,
+    frames: np.ndarray,
+    shape: PolicyShape,
+    device: Any,
+    cache: str | Path | None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Any, int, int]:
+    """``encode_frames``, read from / written to ``cache`` when given (a ``.pt`` file).
+
+    Why: a training run continued in a second session re-encodes the same frames, which took minutes of a
+    leased GPU. The cache holds the fingerprint of the frames and the VAE, and is refused, naming both, for
+    another frame set or VAE.
+    """
+    import torch
+
+    # The VAE is seeded from the training config, so its weights are part of the key.
+    vae = hashlib.sha256()
+    for name, tensor in sorted(pipe.vae.state_dict().items()):
+        vae.update(name.encode())
+        vae.update(tensor.detach().float().cpu().numpy().tobytes())
+    key = f"{frames_fingerprint(frames, shape)}-vae{vae.hexdigest()[:8]}"
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location=torch.device(device), weights_only=True)
+        if saved["fingerprint"] != key:
+            raise ValueError(
+                f"latent cache {path} was written for frames {saved['fingerprint']}, these are {key}; "
+                "delete it or give another path"
+            )
+        return saved["latents"], int(saved["height"]), int(saved["width"])
+    latents, height, width = encode_frames(pipe, frames, shape, device, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": key, "latents": latents, "height": height, "width": width}, path)
+    return latents, height, width
+
+
 def set_latent_stats(pipe: Any, raw_latents: Any) -> tuple[list[float], list[float]]:
     """Set the VAE's ``latents_mean/std`` (config and the pipeline's cached copies) from ``[N, C, ...]``."""
     import torch
@@ -256,8 +309,11 @@ def train_policy(
     on_encode: Callable[[int], None] | None = None,
     time_limit_s: float | None = None,
     init_from: str | Path | None = None,
+    latents_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train on ``demos``; ``on_step(step, loss, action_loss)`` after each step (for a progress bar).
+
+    ``latents_cache``: a ``.pt`` file for the encoded frames (``encode_frames_cached``).
 
     ``time_limit_s`` is a safety net for leased machines: training stops after the step that crosses it
     (``TrainResult.losses`` then has fewer than ``cfg.steps`` entries; the record says so).
@@ -281,7 +337,9 @@ def train_policy(
     width = domain_raw_width(shape.domain_name)
     stats = ActionStats.from_actions(demos.actions, width)
     pipe = build_pipeline(cfg, action_dim=width).to(dev)
-    raw_latents, height, width_px = encode_frames(pipe, demos.frames, shape, dev, on_encode)
+    raw_latents, height, width_px = encode_frames_cached(
+        pipe, demos.frames, shape, dev, latents_cache, on_encode
+    )
     set_latent_stats(pipe, raw_latents)
     mean = pipe._vae_latents_mean.to(dev).view(1, -1, 1, 1, 1)
     latents = (raw_latents - mean) * pipe._vae_latents_inv_std.to(dev).view(1, -1, 1, 1, 1)
