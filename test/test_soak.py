@@ -1,9 +1,10 @@
 """A 60-second soak (issue 9; the 10-minute runs are bench/soak_tiny_planner_2026-12-01.txt and
 bench/soak_2026-12-01.txt): sim node (free-run, 30 Hz camera), safety node and the planner node running the
-committed trained tiny policy (fast backend, CPU) as processes, so the model's allocations are soaked too. After the first 20-s interval (warm-up) no process'
-resident memory grows by more than the issue's 20 MB, the gap between frames the sim published and frames the
-planner received does not grow by more than one diagnostics period of frames (the planner's counter is read
-from its 1-s diagnostics, so it lags by up to that), and plans keep coming."""
+committed trained tiny policy (fast backend, CPU) as processes, so the model's allocations are soaked too.
+After the first 20-s interval (warm-up) no process' resident memory grows by more than the issue's 20 MB, the
+gap between frames the sim published and frames the planner received does not grow by more than one
+diagnostics period of frames (the planner's counter is read from its 1-s diagnostics, so it lags by up to
+that), and plans keep coming."""
 
 from __future__ import annotations
 
