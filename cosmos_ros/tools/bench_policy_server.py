@@ -84,17 +84,17 @@ def _row(name: str, samples: list[tuple[float, float]], base_overhead: float | N
     model = [b for _, b in samples]
     added = "" if base_overhead is None else f"{(_pct(over, 50) - base_overhead) * 1e3:9.2f}"
     return (
-        f"{name:34s} {len(samples):4d} {_pct(wall, 50) * 1e3:9.1f} {_pct(model, 50) * 1e3:9.1f} "
+        f"{name:36s} {len(samples):4d} {_pct(wall, 50) * 1e3:9.1f} {_pct(model, 50) * 1e3:9.1f} "
         f"{_pct(over, 50) * 1e3:9.2f} {_pct(over, 90) * 1e3:9.2f} {added}"
     )
 
 
 def _not_run(name: str, reason: str) -> str:
-    return f"{name:34s} not run: {reason}"
+    return f"{name:36s} not run: {reason}"
 
 
 _COLS = ("wall p50", "model p50", "over p50", "over p90", "added")
-HEADER = f"{'path':34s} {'n':>4s} " + " ".join(f"{c:>9s}" for c in _COLS)
+HEADER = f"{'path':36s} {'n':>4s} " + " ".join(f"{c:>9s}" for c in _COLS)
 
 
 # ---- the measured paths ------------------------------------------------------------------------------------
