@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,8 +245,6 @@ def _forward(args: argparse.Namespace) -> list[str]:
 
 def serve(args: argparse.Namespace) -> int:
     """A policy server around the model of ``args.kind`` built here (the real server code), until SIGTERM."""
-    import signal
-
     from cosmos_ros.policy_server.server import PolicyService, start_server
     from cosmos_ros.policy_server.wire import ServedModel, model_id_from_path
 
@@ -458,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.serve:
         return serve(args)
+    # SIGTERM (a time limit's `timeout`) unwinds like an error: servers stopped, namespaces removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.TemporaryDirectory(prefix="bench_ps_")
     kinds = args.kinds.split(",")
     if "tiny" in kinds and not args.model_path:
@@ -469,12 +470,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for kind in kinds:
         args.kind = kind
+        t0 = time.monotonic()
         try:
             block = suite(args, tmp.name)
         except Exception as exc:  # one model failing (out of memory, a server that died) leaves the others
             traceback.print_exc()
             block = [f"## {label(args)}", f"not run: {type(exc).__name__}: {str(exc)[-1500:]}", ""]
             failed += 1
+        block.insert(-1, f"({kind}: {time.monotonic() - t0:.0f} s with its servers' build and warm-up)")
         lines += block
         print("\n".join(block), flush=True)
         if args.out:  # after every model: a run cut short by a time limit keeps what it measured
