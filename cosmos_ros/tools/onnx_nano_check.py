@@ -68,9 +68,11 @@ class Measured:
     params: int  # transformer parameters
     layer_params: int  # parameters of one decoder layer
     rss_start_gib: float  # peak RSS before the model was built (interpreter, torch, onnxruntime)
-    rss_peak_gib: float  # peak RSS at the end of the run
+    rss_fp32_gib: float  # peak RSS after the fp32 export and its onnxruntime check
+    seconds_fp32: float  # wall time to that point, build included
+    rss_peak_gib: float  # peak RSS at the end of the run (the FP8 stage included with --fp8)
+    seconds: float  # wall time of the whole run
     step_bytes: int  # fp32 step export on disk (graph + external data)
-    seconds: float  # wall time of the run, build included
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -84,21 +86,23 @@ class Measured:
 def fit_estimate(m: Measured, layers: int, mem_total_gib: float) -> str:
     """One report line: what ``layers`` layers would need, extrapolated linearly from the run ``m``.
 
-    Memory: the part of the measured peak above the start and the non-layer weights is taken to scale with the
+    Memory: the part of a measured peak above the start and the non-layer weights is taken to scale with the
     layer count (it also holds fixed costs such as the VAE, so this overestimates: a safe side). Time: the
-    whole run is scaled by the layer count likewise.
+    run is scaled by the layer count likewise. "fits" means under 90% of ``mem_total_gib``.
     """
-    fixed_gib = m.rss_start_gib + (m.params - m.layer_params * m.layers) * 4 / GIB
-    per_layer_gib = max(m.rss_peak_gib - fixed_gib, 0.0) / m.layers
-    peak = fixed_gib + per_layer_gib * layers
+    fixed = m.rss_start_gib + (m.params - m.layer_params * m.layers) * 4 / GIB
     params = m.params + (layers - m.layers) * m.layer_params
-    verdict = "fits" if peak < 0.9 * mem_total_gib else "does NOT fit"
+
+    def stage(rss: float, seconds: float) -> str:
+        peak = fixed + max(rss - fixed, 0.0) / m.layers * layers
+        verdict = "fits" if peak < 0.9 * mem_total_gib else "does NOT fit"
+        return f"peak RSS ~{peak:.0f} GiB ({verdict}), wall ~{seconds * layers / m.layers:.0f}s"
+
     return (
-        f"estimate for {layers} layers (linear in layers from this {m.layers}-layer run): "
-        f"{params / 1e9:.2f} B params ({params * 4 / GIB:.1f} GiB fp32), step export "
-        f"{m.step_bytes * layers / m.layers / GIB:.1f} GiB, peak RSS ~{peak:.0f} GiB "
-        f"({fixed_gib:.1f} fixed + {per_layer_gib:.2f}/layer) of {mem_total_gib:.0f} GiB RAM: {verdict} "
-        f"(< 90%); wall ~{m.seconds * layers / m.layers:.0f}s"
+        f"estimate for {layers} layers (linear in layers from this {m.layers}-layer run; {fixed:.1f} GiB "
+        f"fixed): {params / 1e9:.2f} B params ({params * 4 / GIB:.1f} GiB fp32), fp32 step export "
+        f"{m.step_bytes * layers / m.layers / GIB:.1f} GiB; RAM {mem_total_gib:.0f} GiB; fp32 check: "
+        f"{stage(m.rss_fp32_gib, m.seconds_fp32)}; whole run: {stage(m.rss_peak_gib, m.seconds)}"
     )
 
 
@@ -268,6 +272,7 @@ def _run(args: argparse.Namespace, p: Callable[[str], None]) -> Measured:
         f"{_rss_gib():.1f} GiB"
     )
     del got
+    rss_fp32, seconds_fp32 = _rss_gib(), time.perf_counter() - t0
     if args.fp8:
         p19 = (
             path
@@ -276,7 +281,15 @@ def _run(args: argparse.Namespace, p: Callable[[str], None]) -> Measured:
         )
         _check_fp8(backend, plan, bucket, p19, feeds, ref, p)
     return Measured(
-        args.layers, n_params, layer_params, rss_start, _rss_gib(), _dir_bytes(d32), time.perf_counter() - t0
+        layers=args.layers,
+        params=n_params,
+        layer_params=layer_params,
+        rss_start_gib=rss_start,
+        rss_fp32_gib=rss_fp32,
+        seconds_fp32=seconds_fp32,
+        rss_peak_gib=_rss_gib(),
+        seconds=time.perf_counter() - t0,
+        step_bytes=_dir_bytes(d32),
     )
 
 
