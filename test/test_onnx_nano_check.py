@@ -12,7 +12,8 @@ pytest.importorskip("diffusers", reason="diffusers is needed to build the random
 pytest.importorskip("onnxruntime", reason="onnxruntime runs the exported graphs")
 pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
 
-from cosmos_ros.tools.onnx_nano_check import Measured, fit_estimate, main
+from cosmos_ros.tools.bench_fast import NANO
+from cosmos_ros.tools.onnx_nano_check import DoesNotFitError, Measured, _preflight, fit_estimate, main
 
 GIB = 2**30
 
@@ -39,6 +40,14 @@ def test_estimate_scales_the_per_layer_part_and_says_whether_it_fits():
     assert "peak RSS ~111 GiB (fits)" in line and "wall ~180s" in line and "wall ~360s" in line
     line = fit_estimate(_measured(fixed + 2 * 3.5), 36, 128.0)  # 128.9 GiB
     assert "peak RSS ~129 GiB (does NOT fit)" in line
+
+
+def test_a_model_whose_weights_alone_exceed_ram_is_refused_with_the_numbers():
+    _preflight(NANO, mem_total_gib=1e6)  # counted on the meta device: no memory is taken
+    with pytest.raises(
+        DoesNotFitError, match=r"36 decoder layers at hidden 4096 need 56\.5 GiB .* of 50 GiB RAM"
+    ):
+        _preflight(NANO, mem_total_gib=50.0)
 
 
 def test_measured_rejects_inconsistent_counts():

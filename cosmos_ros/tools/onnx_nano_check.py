@@ -180,6 +180,25 @@ def _header(p: Callable[[str], None], argv: list[str] | None) -> None:
     )
 
 
+class DoesNotFitError(RuntimeError):
+    """The model's fp32 weights alone would not fit in this machine's memory."""
+
+
+def _preflight(size: Any, mem_total_gib: float) -> None:
+    """Refuse, with the numbers, a size whose fp32 weights alone exceed 90% of RAM (counted on the meta
+    device, no memory): the export and onnxruntime need more on top, so such a run could only end killed."""
+    from cosmos_ros.tools.bench_fast import build_pipeline
+
+    meta = build_pipeline(size, "meta", torch.float32, "pick up the cube")
+    weights = sum(q.numel() for q in meta.transformer.parameters()) * 4 / GIB
+    if _rss_gib() + weights > 0.9 * mem_total_gib:
+        raise DoesNotFitError(
+            f"not attempted: {size.layers} decoder layers at hidden {size.hidden} need {weights:.1f} GiB "
+            f"for their fp32 transformer weights alone, plus {_rss_gib():.1f} GiB in use: over 90% of "
+            f"{mem_total_gib:.0f} GiB RAM (export and onnxruntime need more on top)"
+        )
+
+
 def _build(args: argparse.Namespace, p: Callable[[str], None]) -> tuple[Any, Any, int, int]:
     """The random-weight pipeline and its fast backend, with the param counts (all, one layer)."""
     from cosmos_ros.runtime.fast import FastPolicyBackend
@@ -187,6 +206,7 @@ def _build(args: argparse.Namespace, p: Callable[[str], None]) -> tuple[Any, Any
 
     base = NANO if args.size == "nano" else SMALL
     size = dataclasses.replace(base, layers=args.layers, name=f"{base.name}, {args.layers} layers")
+    _preflight(size, _mem_total_gib())
     t = time.perf_counter()
     pipe = build_pipeline(size, "cpu", torch.float32, "pick up the cube")
     n_params = sum(q.numel() for q in pipe.transformer.parameters())
@@ -299,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     _header(p, argv)
     try:
         measured = _run(args, p)
+    except DoesNotFitError as e:
+        p(str(e))
+        return 2
     except Exception as e:  # the report must say where the run broke, not end silently
         p(f"FAILED: {type(e).__name__}: {e}")
         raise
