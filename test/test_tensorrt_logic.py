@@ -258,3 +258,52 @@ def test_step_returns_a_copy_and_checks_bindings(trt_backend, tmp_path, monkeypa
     step.context.refuse = "k_und"
     with pytest.raises(RuntimeError, match="refused the address of 'k_und'"):
         step(feeds)
+
+
+class _CudaStreamContext(_FakeContext):
+    """Executes on the stream it is handed, slowly: reads ``state``, sleeps on the GPU, writes ``2 * state``.
+
+    Reading first and writing late makes a missing synchronisation visible: were the engine's stream not made
+    to wait for the caller's (still sleeping before it writes the input), the engine would read the old
+    input; were the caller's not made to wait for the engine's, the step would copy the output before the
+    engine wrote it.
+    """
+
+    def __init__(self, shapes, tensors: dict[int, torch.Tensor]):
+        super().__init__(shapes)
+        self.tensors = tensors  # data_ptr -> tensor: the fake reads and writes through the bound addresses
+        self.handles: list[int] = []
+
+    def execute_async_v3(self, stream):
+        self.handles.append(stream)
+        with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+            doubled = self.tensors[self.addr["state"]] * 2
+            torch.cuda._sleep(100_000_000)  # GPU cycles: tens of ms on any current GPU
+            self.tensors[self.addr["velocity"]].copy_(doubled)
+        return True
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (issue 15 defect 4: the engine's own stream)"
+)
+def test_step_runs_on_a_dedicated_stream_ordered_with_the_callers(trt_backend, tmp_path, monkeypatch):
+    from cosmos_ros.runtime.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+
+    shapes = {n: (4096,) for n in INPUT_NAMES + OUTPUT_NAMES}
+    engine = _FakeEngine(list(INPUT_NAMES + OUTPUT_NAMES), shapes)
+    runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda data: engine)
+    monkeypatch.setattr(trt_backend.trt, "Runtime", lambda logger: runtime, raising=False)
+    (tmp_path / "x.engine").write_bytes(b"e")
+    step = trt_backend.TensorRTStep(tmp_path / "x.engine", torch.device("cuda"))
+    feeds = {n: torch.zeros(4096, device="cuda") for n in INPUT_NAMES}  # engine dtype: bound without a copy
+    context = _CudaStreamContext(shapes, {t.data_ptr(): t for t in [*feeds.values(), step.out]})
+    step.context = context
+    caller = torch.cuda.current_stream()
+    for value in (1.0, 2.0, 3.0):
+        torch.cuda._sleep(100_000_000)  # the caller's stream is still busy when the step is called...
+        feeds["state"].fill_(value)  # ...and writes the input after that
+        velocity = step(feeds)
+        assert velocity.device.type == "cuda"
+        assert torch.equal(velocity, torch.full_like(velocity, 2 * value)), f"step {value}: unordered streams"
+    assert len(set(context.handles)) == 1, "one stream of the step's own, not one per call"
+    assert context.handles[0] not in (0, caller.cuda_stream), "not the legacy default nor the caller's stream"
